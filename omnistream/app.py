@@ -1,0 +1,119 @@
+"""The Litestar application: `create_app()` builds it; `app` is granian's target."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+import msgspec
+from arq import create_pool
+from arq.connections import RedisSettings
+from asgi_correlation_id import CorrelationIdMiddleware
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from redis.asyncio import Redis
+
+from omnistream import logging as app_logging
+from omnistream.activity.routes import ActivityLogController
+from omnistream.agents.routes import AgentController
+from omnistream.api_keys.routes import ApiKeyController
+from omnistream.auth.routes import AuthController
+from omnistream.config import Settings, load_settings
+from omnistream.db import Database
+from omnistream.errors import PROBLEM_DETAILS
+from omnistream.health.routes import HealthController
+from omnistream.kit.deps import dependencies
+from omnistream.roles.routes import PermissionController, RoleController
+from omnistream.security.guards import authorize
+from omnistream.security.middleware import jwt_auth
+from omnistream.security.rate_limits import LoginThrottle
+
+ROUTE_HANDLERS = [
+    AuthController,
+    AgentController,
+    RoleController,
+    PermissionController,
+    ApiKeyController,
+    ActivityLogController,
+    HealthController,
+]
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    return RedisSettings.from_dsn(settings.redis_url)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if not settings.database_url or not settings.redis_url:
+            raise RuntimeError(
+                "DATABASE_URL and REDIS_URL are not set: start with `omnistream dev`, "
+                "which provides embedded servers, or point them at your own"
+            )
+        db = await Database.connect(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        if settings.is_production and await db.role_can_bypass_rls():
+            await db.close()
+            raise RuntimeError(
+                "DATABASE_URL's role bypasses row-level security; use a role granted omnistream_app (see README)"
+            )
+        redis = Redis.from_url(settings.redis_url)
+        arq = await create_pool(
+            redis_settings(settings),
+            job_serializer=msgspec.msgpack.encode,
+            job_deserializer=msgspec.msgpack.decode,
+            default_queue_name=f"{settings.redis_prefix}:queue",
+        )
+        app.state.db = db
+        app.state.redis = redis
+        app.state.arq = arq
+        app.state.throttle = LoginThrottle(
+            settings.redis_url,
+            settings.redis_prefix,
+            per_email=settings.login_max_failures_per_email,
+            per_ip=settings.login_max_failures_per_ip,
+            window_seconds=settings.login_failure_window_seconds,
+        )
+        try:
+            yield
+        finally:
+            await arq.aclose()
+            await redis.aclose()
+            await db.close()
+
+    auth = jwt_auth(settings)
+    prometheus = PrometheusConfig(app_name="omnistream", group_path=True, exclude=["^/metrics"])
+    return Litestar(
+        route_handlers=[*ROUTE_HANDLERS, PrometheusController],
+        lifespan=[lifespan],
+        guards=[authorize],
+        on_app_init=[auth.on_app_init],
+        middleware=[DefineMiddleware(CorrelationIdMiddleware, header_name="X-Request-ID"), prometheus.middleware],
+        plugins=[PROBLEM_DETAILS, app_logging.plugin(settings)],
+        dependencies=dependencies(settings),
+        openapi_config=OpenAPIConfig(
+            title="OmniStream CRM API",
+            version=version("omnistream"),
+            description="Multi-tenant omnichannel customer-chat CRM. Errors are RFC 9457 problem details.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        cors_config=CORSConfig(allow_origins=[], allow_credentials=True),
+        debug=False,
+    )
+
+
+def __getattr__(name: str) -> Litestar:
+    # `omnistream.app:app` for granian and tools, built on first access rather than at import.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

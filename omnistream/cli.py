@@ -1,0 +1,305 @@
+"""`omnistream dev | serve | worker | migrate | create-tenant`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from uuid import uuid4
+
+from omnistream.config import Settings, SettingsError, load_settings
+from omnistream.db import APP_ROLE, ensure_app_login, ensure_database, migrate, with_database
+
+DATABASE_NAME = "omnistream"
+
+
+def _say(message: str) -> None:
+    print(f"omnistream: {message}", flush=True)
+
+
+def embedded_settings(settings: Settings) -> tuple[Settings, object]:
+    """Start (or reuse) the embedded servers, migrate, and return settings pointing at them."""
+    warnings.filterwarnings("ignore", module="platformdirs")
+    from omnistream.embedded import EmbeddedServers
+
+    servers = EmbeddedServers(settings.data_dir)
+    need_pg = not settings.database_url
+    urls = servers.start(with_postgres=need_pg, with_redis=not settings.redis_url)
+    database_url, migrations_url = settings.database_url, settings.migrations_database_url
+    if need_pg:
+        admin_server_url = urls.database_url
+        migrations_url = with_database(admin_server_url, DATABASE_NAME)
+        asyncio.run(ensure_database(admin_server_url, DATABASE_NAME))
+        asyncio.run(migrate(migrations_url))
+        app_password = str(servers.state.get_or_make("app_password", lambda: secrets.token_urlsafe(24)))
+        asyncio.run(ensure_app_login(admin_server_url, app_password))
+        database_url = with_database(admin_server_url, DATABASE_NAME, user=APP_ROLE, password=app_password)
+    return settings.with_urls(database_url, settings.redis_url or urls.redis_url, migrations_url), servers
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url,
+            "MIGRATIONS_DATABASE_URL": settings.migrations_database_url,
+            "REDIS_URL": settings.redis_url,
+            "OMNISTREAM_ENV": settings.env,
+        }
+    )
+    return env
+
+
+def _die_with_parent() -> None:
+    # Linux: children get SIGTERM if the launcher dies, even by SIGKILL, so no orphan keeps the port.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _granian_command(settings: Settings, workers: int, reload: bool = False) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "omnistream.app:app",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--no-ws",
+        "--log-level",
+        "warning",
+    ]
+    if reload:
+        command.append("--reload")
+    return command
+
+
+def _supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
+    """Run the processes, restart one that dies, stop them all on Ctrl-C or SIGTERM."""
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    start = {
+        name: (lambda c=command: subprocess.Popen(c, env=env, preexec_fn=_die_with_parent))
+        for name, command in commands.items()
+    }
+    processes = {name: launch() for name, launch in start.items()}
+    restarts: dict[str, list[float]] = {name: [] for name in commands}
+    while not stopping:
+        time.sleep(0.2)
+        for name, process in list(processes.items()):
+            if stopping or process.poll() is None:
+                continue
+            recent = [t for t in restarts[name] if t > time.monotonic() - 60]
+            if len(recent) >= 5:
+                _say(f"{name} keeps exiting (code {process.returncode}); stopping")
+                stopping = True
+                break
+            _say(f"{name} exited with code {process.returncode}; restarting it")
+            restarts[name] = [*recent, time.monotonic()]
+            processes[name] = start[name]()
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        if process.poll() is None:
+            process.kill()
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    servers = None
+    if settings.embedded:
+        _say(f"starting embedded PostgreSQL and Redis in {os.path.abspath(settings.data_dir)} ...")
+        settings, servers = embedded_settings(settings)
+    else:
+        asyncio.run(migrate(settings.migrations_database_url or settings.database_url))
+    port = args.port or settings.port
+    if not _port_free(settings.host, port):
+        if args.port or "OMNISTREAM_PORT" in os.environ:
+            _say(f"port {port} is in use; choose another with --port")
+            return 1
+        with socket.socket() as sock:
+            sock.bind((settings.host, 0))
+            port = sock.getsockname()[1]
+        _say(f"port {settings.port} is in use, so using {port}")
+    settings = load_settings_with(settings, port=port)
+    base = f"http://{settings.host}:{port}"
+    _say(f"API on {base}/api  ·  docs at {base}/schema  ·  health at {base}/api/health")
+    _say("press Ctrl-C to stop (data is kept for the next start)")
+    try:
+        return _supervise(
+            {
+                "api": _granian_command(settings, workers=args.workers, reload=args.reload),
+                "worker": [sys.executable, "-m", "omnistream.cli", "worker"],
+            },
+            _environment(settings) | {"OMNISTREAM_PORT": str(port)},
+        )
+    finally:
+        if servers is not None:
+            _say("stopping embedded servers ...")
+            servers.stop()  # type: ignore[attr-defined]
+            _say("stopped; data kept in " + os.path.abspath(settings.data_dir))
+
+
+def load_settings_with(settings: Settings, **changes: object) -> Settings:
+    import msgspec
+
+    return msgspec.structs.replace(settings, **changes)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if settings.embedded:
+        _say("DATABASE_URL and REDIS_URL must be set for `serve`; use `omnistream dev` for local work")
+        return 2
+    if args.migrate:
+        asyncio.run(migrate(settings.migrations_database_url or settings.database_url))
+    os.execv(sys.executable, _granian_command(settings, workers=args.workers or settings.workers))
+    return 0  # pragma: no cover
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from arq.worker import run_worker
+
+    from workers.settings import WorkerSettings, worker_overrides
+
+    settings = load_settings()
+    if settings.embedded:
+        _say("DATABASE_URL and REDIS_URL must be set for `worker`")
+        return 2
+    run_worker(WorkerSettings, **worker_overrides(settings))  # type: ignore[arg-type]
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if settings.embedded:
+        settings, _ = embedded_settings(settings)
+        _say("embedded database is migrated")
+        return 0
+    applied = asyncio.run(migrate(settings.migrations_database_url or settings.database_url))
+    _say(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def cmd_create_tenant(args: argparse.Namespace) -> int:
+    from omnistream.auth import service as auth
+    from omnistream.auth.schemas import RegisterRequest
+    from omnistream.db import Database
+
+    settings = load_settings()
+    if settings.embedded:
+        settings, _ = embedded_settings(settings)
+    password = args.password or secrets.token_urlsafe(12)
+    request = RegisterRequest(
+        organization_name=args.name,
+        name=args.admin_name,
+        email=args.email,
+        password=password,
+        slug=args.slug,
+        timezone=args.timezone,
+    )
+    import msgspec
+
+    try:
+        request = msgspec.convert(msgspec.to_builtins(request), RegisterRequest)
+    except msgspec.ValidationError as exc:
+        _say(f"invalid input: {exc}")
+        return 2
+
+    async def create() -> object:
+        db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+        try:
+            return await auth.register(
+                db, settings, request, ip=None, user_agent="omnistream-cli", request_id=str(uuid4())
+            )
+        finally:
+            await db.close()
+
+    from omnistream.errors import AppError
+
+    try:
+        session = asyncio.run(create())
+    except AppError as exc:
+        _say(f"could not create the tenant: {exc.detail}")
+        return 1
+    tenant = session.agent.tenant  # type: ignore[attr-defined]
+    print(f"tenant:   {tenant.name} (slug {tenant.slug}, id {tenant.id})")
+    print(f"admin:    {args.email}")
+    print(f"password: {password}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="omnistream", description="OmniStream CRM backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="API + worker + embedded PostgreSQL and Redis, for local work")
+    dev.add_argument("--port", type=int, default=None)
+    dev.add_argument("--workers", type=int, default=1)
+    dev.add_argument("--reload", action="store_true", help="restart the API when code changes")
+    dev.set_defaults(run=cmd_dev)
+
+    serve = commands.add_parser("serve", help="the API on granian (production)")
+    serve.add_argument("--workers", type=int, default=None, help="granian worker processes")
+    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.set_defaults(run=cmd_serve)
+
+    commands.add_parser("worker", help="an arq worker").set_defaults(run=cmd_worker)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
+
+    tenant = commands.add_parser("create-tenant", help="create an organisation and print its admin's login")
+    tenant.add_argument("--name", required=True, help="organisation name")
+    tenant.add_argument("--email", required=True, help="the admin's email")
+    tenant.add_argument("--admin-name", default="Admin")
+    tenant.add_argument("--password", default=None, help="default: a generated one, printed")
+    tenant.add_argument("--slug", default=None)
+    tenant.add_argument("--timezone", default="UTC")
+    tenant.set_defaults(run=cmd_create_tenant)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except SettingsError as exc:
+        _say(f"configuration error: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Settings read from the environment, once, when asked for (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import msgspec
+
+DEFAULT_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = ""
+    """The role the API and workers connect as; it must not bypass row-level security."""
+    migrations_database_url: str = ""
+    """The owner of the schema, for migrations; defaults to database_url."""
+    redis_url: str = ""
+    redis_prefix: str = "omni"
+    data_dir: str = ".omnistream"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_audience: str = "omnistream-api"
+    jwt_ttl_seconds: int = 3600 * 12
+    cookie_secure: bool = False
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    login_max_failures_per_email: int = 5
+    login_max_failures_per_ip: int = 20
+    login_failure_window_seconds: int = 900
+    log_json: bool = False
+    log_level: str = "INFO"
+    public_url: str = ""
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def embedded(self) -> bool:
+        return not (self.database_url and self.redis_url)
+
+    def validate(self) -> Settings:
+        if self.is_production:
+            if self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret) < 32:
+                raise SettingsError(
+                    "OMNISTREAM_JWT_SECRET must be set to a random value of at least 32 characters in production"
+                )
+            if self.embedded:
+                raise SettingsError("DATABASE_URL and REDIS_URL must be set in production")
+            if not self.cookie_secure:
+                raise SettingsError("OMNISTREAM_COOKIE_SECURE must be true in production")
+        return self
+
+    def with_urls(self, database_url: str, redis_url: str, migrations_database_url: str = "") -> Settings:
+        return msgspec.structs.replace(
+            self,
+            database_url=database_url,
+            redis_url=redis_url,
+            migrations_database_url=migrations_database_url or self.migrations_database_url,
+        )
+
+
+# Setting name -> environment variable. Unprefixed names are the conventional ones.
+ENVIRONMENT = {
+    "env": "OMNISTREAM_ENV",
+    "database_url": "DATABASE_URL",
+    "migrations_database_url": "MIGRATIONS_DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "redis_prefix": "OMNISTREAM_REDIS_PREFIX",
+    "data_dir": "OMNISTREAM_DATA_DIR",
+    "host": "OMNISTREAM_HOST",
+    "port": "OMNISTREAM_PORT",
+    "workers": "OMNISTREAM_WORKERS",
+    "jwt_secret": "OMNISTREAM_JWT_SECRET",
+    "jwt_audience": "OMNISTREAM_JWT_AUDIENCE",
+    "jwt_ttl_seconds": "OMNISTREAM_JWT_TTL_SECONDS",
+    "cookie_secure": "OMNISTREAM_COOKIE_SECURE",
+    "db_pool_min": "OMNISTREAM_DB_POOL_MIN",
+    "db_pool_max": "OMNISTREAM_DB_POOL_MAX",
+    "login_max_failures_per_email": "OMNISTREAM_LOGIN_MAX_FAILURES_PER_EMAIL",
+    "login_max_failures_per_ip": "OMNISTREAM_LOGIN_MAX_FAILURES_PER_IP",
+    "login_failure_window_seconds": "OMNISTREAM_LOGIN_FAILURE_WINDOW_SECONDS",
+    "log_json": "OMNISTREAM_LOG_JSON",
+    "log_level": "OMNISTREAM_LOG_LEVEL",
+    "public_url": "OMNISTREAM_PUBLIC_URL",
+}
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from the environment; raises SettingsError naming the bad variable."""
+    environ = dict(os.environ if environ is None else environ)
+    raw: dict[str, object] = {
+        field: environ[variable] for field, variable in ENVIRONMENT.items() if environ.get(variable, "") != ""
+    }
+    raw.update(overrides)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        field = str(exc).rsplit("$.", 1)[-1].rstrip("`")
+        raise SettingsError(f"{ENVIRONMENT.get(field, field)}: {exc}") from exc
+    return settings.validate()

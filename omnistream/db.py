@@ -1,0 +1,188 @@
+"""PostgreSQL access: the pool, tenant-scoped transactions, named queries, migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import aiosql
+import asyncpg
+import msgspec
+import structlog
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+APP_ROLE = "omnistream_app"
+MIGRATIONS_LOCK_KEY = 7_031_942_118  # any constant: serialises concurrent `migrate` runs
+TENANT_SETTING = "app.tenant_id"
+
+log = structlog.get_logger(__name__)
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def _encode_json(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(type_name, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog")
+
+
+@cache
+def load_queries(area: str) -> aiosql.Queries:
+    """The named queries of `sql/queries/<area>.sql`, parsed once per process."""
+    return aiosql.from_path(SQL_DIR / "queries" / f"{area}.sql", "asyncpg", mandatory_parameters=False)
+
+
+class Database:
+    """The pool every request and job borrows from.
+
+    Tenant data is reachable only inside `tenant()`: it opens a transaction and sets
+    the tenant for the row-level security policies, which hide every other tenant's
+    rows even from a query that forgot its `tenant_id` filter.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 20) -> Database:
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def tenant(self, tenant_id: UUID) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+            yield conn
+
+    @asynccontextmanager
+    async def anonymous(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction with no tenant: only the security-definer lookups see anything."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> bool:
+        async with self.pool.acquire(timeout=2) as conn:
+            return await conn.fetchval("SELECT 1", timeout=2) == 1
+
+    async def role_can_bypass_rls(self) -> bool:
+        async with self.pool.acquire() as conn:
+            return bool(
+                await conn.fetchval("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            )
+
+
+# ---------------------------------------------------------------- migrations
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def migration_files() -> list[tuple[int, Path]]:
+    files = []
+    for path in sorted((SQL_DIR / "migrations").glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise RuntimeError(f"migration file name must look like 0001_name.sql: {path.name}")
+        files.append((int(match.group(1)), path))
+    versions = [v for v, _ in files]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError("two migrations share a version number")
+    return files
+
+
+async def migrate(url: str) -> list[str]:
+    """Apply the migrations not yet recorded, each in its own transaction, in order.
+
+    An advisory lock makes concurrent runs (several instances starting at once)
+    wait for each other instead of applying the same file twice.
+    """
+    applied_now: list[str] = []
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATIONS_LOCK_KEY)
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version integer PRIMARY KEY,
+                   name text NOT NULL,
+                   checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT * FROM schema_migrations")}
+        for version, path in migration_files():
+            sql = path.read_text()
+            checksum = hashlib.sha256(sql.encode()).hexdigest()
+            if version in done:
+                if done[version] != checksum:
+                    log.warning("migration changed after it was applied", migration=path.name)
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    version,
+                    path.name,
+                    checksum,
+                )
+            applied_now.append(path.name)
+            log.info("migration applied", migration=path.name)
+    finally:
+        try:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATIONS_LOCK_KEY)
+        finally:
+            await conn.close()
+    return applied_now
+
+
+async def ensure_database(admin_url: str, name: str, template: str | None = None) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            quoted = '"' + name.replace('"', '""') + '"'
+            suffix = f' TEMPLATE "{template}"' if template else ""
+            await conn.execute(f"CREATE DATABASE {quoted}{suffix}")
+    finally:
+        await conn.close()
+
+
+async def ensure_app_login(admin_url: str, password: str) -> None:
+    """Let the embedded server's app role log in (production grants it to its own login role)."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        # Roles are cluster-wide, so a fresh database in the same cluster may already have it.
+        await conn.execute(
+            f"""DO $$ BEGIN
+                  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                    CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
+                  END IF;
+                END $$"""
+        )
+        escaped = password.replace("'", "''")
+        await conn.execute(f"ALTER ROLE {APP_ROLE} LOGIN PASSWORD '{escaped}'")
+    finally:
+        await conn.close()
+
+
+def with_database(url: str, database: str, *, user: str | None = None, password: str | None = None) -> str:
+    """The same server URL pointing at another database (and optionally another login)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if user is not None:
+        host = netloc.rsplit("@", 1)[-1]
+        netloc = f"{user}:{password}@{host}" if password else f"{user}@{host}"
+    return urlunsplit((parts.scheme, netloc, "/" + database, parts.query, parts.fragment))

@@ -1,0 +1,150 @@
+"""One error type for the whole service; every error leaves as RFC 9457 problem details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import structlog
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class AppError(Exception):
+    """A failure the client can act on. Subclasses fix the status code and title."""
+
+    status_code = 400
+    title = "Bad request"
+
+    def __init__(
+        self, detail: str, *, field: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.headers = headers
+        self.extra = extra
+
+
+class BadRequest(AppError):
+    status_code = 400
+    title = "Bad request"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    title = "Unauthorized"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    title = "Forbidden"
+
+
+class NotFound(AppError):
+    status_code = 404
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    title = "Conflict"
+
+
+class Unprocessable(AppError):
+    status_code = 422
+    title = "Unprocessable content"
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    title = "Too many requests"
+
+
+def not_found(kind: str) -> NotFound:
+    return NotFound(f"{kind} not found")
+
+
+def _problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> ProblemDetailsException:
+    return ProblemDetailsException(
+        status_code=status,
+        title=title,
+        detail=detail,
+        type_="about:blank",
+        headers=headers,
+        extra={k: v for k, v in extra.items() if v is not None},
+    )
+
+
+def from_app_error(exc: AppError) -> ProblemDetailsException:
+    errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
+    return _problem(exc.status_code, exc.title, exc.detail, exc.headers, errors=errors, **exc.extra)
+
+
+def from_validation_error(exc: ValidationException) -> ProblemDetailsException:
+    errors = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            errors.append(
+                {
+                    "field": item.get("key") or "body",
+                    "source": item.get("source"),
+                    "message": item.get("message"),
+                }
+            )
+    if errors:
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    else:
+        detail = exc.detail or "the request is not valid"
+    return _problem(400, "Validation failed", detail, errors=errors or None)
+
+
+_TITLES = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Content too large",
+    429: "Too many requests",
+}
+
+
+def from_http_error(exc: HTTPException) -> ProblemDetailsException:
+    if isinstance(exc, ValidationException):
+        return from_validation_error(exc)
+    if exc.status_code >= 500:
+        log.error("http error", status=exc.status_code, detail=exc.detail)
+    extra = exc.extra if isinstance(exc.extra, dict) else {}
+    return _problem(exc.status_code, _TITLES.get(exc.status_code, "HTTP error"), str(exc.detail), exc.headers, **extra)
+
+
+def from_data_error(exc: asyncpg.DataError) -> ProblemDetailsException:
+    # Input that passed the schema but PostgreSQL cannot store (a NUL byte, an out-of-range
+    # date): the client's mistake, so a 400, but logged because a schema could catch it earlier.
+    log.warning("database rejected a value", error=type(exc).__name__, message=str(exc))
+    return _problem(400, "Bad request", f"a value could not be stored: {exc}")
+
+
+def from_unexpected(exc: Exception) -> ProblemDetailsException:
+    log.exception("unhandled error", exc_info=exc)
+    return _problem(500, "Internal server error", "an unexpected error occurred; it has been logged")
+
+
+PROBLEM_DETAILS = ProblemDetailsPlugin(
+    ProblemDetailsConfig(
+        exception_to_problem_detail_map={
+            AppError: from_app_error,
+            HTTPException: from_http_error,
+            asyncpg.DataError: from_data_error,
+            Exception: from_unexpected,
+        }
+    )
+)

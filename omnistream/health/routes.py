@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import version
+from typing import Literal
+
+from litestar import Controller, Response, get
+
+from omnistream.kit.deps import DB, RedisClient
+from omnistream.kit.schema import Schema
+from omnistream.security.guards import PUBLIC
+
+ComponentStatus = Literal["ok", "down"]
+
+
+class Health(Schema):
+    status: Literal["ok", "degraded"]
+    version: str
+    postgres: ComponentStatus
+    redis: ComponentStatus
+
+
+async def _probe(check) -> ComponentStatus:  # type: ignore[no-untyped-def]
+    try:
+        async with asyncio.timeout(2):
+            return "ok" if await check() else "down"
+    except Exception:
+        return "down"
+
+
+class HealthController(Controller):
+    path = "/api/health"
+    tags = ["Health"]
+
+    @get(
+        operation_id="health",
+        summary="API Gateway health check",
+        opt=PUBLIC,
+        description="200 when PostgreSQL and Redis both answer; 503 naming the one that does not.",
+        responses={503: None},
+    )
+    async def health(self, db: DB, redis: RedisClient) -> Response[Health]:
+        postgres_status, redis_status = await asyncio.gather(_probe(db.ping), _probe(redis.ping))
+        healthy = postgres_status == redis_status == "ok"
+        body = Health(
+            status="ok" if healthy else "degraded",
+            version=version("omnistream"),
+            postgres=postgres_status,
+            redis=redis_status,
+        )
+        return Response(body, status_code=200 if healthy else 503)

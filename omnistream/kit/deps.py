@@ -1,0 +1,44 @@
+"""What handlers declare to receive the app's shared resources (explicit, by name)."""
+
+from __future__ import annotations
+
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from redis.asyncio import Redis
+
+from omnistream.config import Settings
+from omnistream.db import Database
+from omnistream.kit.pagination import ListParams, list_params
+from omnistream.security.middleware import provide_actor
+from omnistream.security.principal import Actor
+from omnistream.security.rate_limits import LoginThrottle
+
+DB = NamedDependency[Database]
+RedisClient = NamedDependency[Redis]
+AppSettings = NamedDependency[Settings]
+Throttle = NamedDependency[LoginThrottle]
+CurrentActor = NamedDependency[Actor]
+Paging = NamedDependency[ListParams]
+
+
+def _db(state: State) -> Database:
+    return state.db
+
+
+def _redis(state: State) -> Redis:
+    return state.redis
+
+
+def _throttle(state: State) -> LoginThrottle:
+    return state.throttle
+
+
+def dependencies(settings: Settings) -> dict[str, Provide]:
+    return {
+        "settings": Provide(lambda: settings, sync_to_thread=False),
+        "db": Provide(_db, sync_to_thread=False),
+        "redis": Provide(_redis, sync_to_thread=False),
+        "throttle": Provide(_throttle, sync_to_thread=False),
+        "actor": Provide(provide_actor, sync_to_thread=False),
+        "params": Provide(list_params, sync_to_thread=False),
+    }

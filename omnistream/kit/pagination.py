@@ -1,0 +1,92 @@
+"""List parameters, keyset cursors (`ISO8601|uuid`) and the list envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
+
+from litestar.params import QueryParameter
+
+from omnistream.errors import BadRequest
+
+MAX_PER_PAGE = 100
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    at: datetime
+    id: UUID
+
+    def encode(self) -> str:
+        return f"{self.at.astimezone(UTC).isoformat().replace('+00:00', 'Z')}|{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str) -> Cursor:
+        # A '+' in an unencoded query string arrives as a space.
+        text = raw.strip().replace(" ", "+")
+        at_text, sep, id_text = text.partition("|")
+        try:
+            if not sep:
+                raise ValueError("missing '|'")
+            at = datetime.fromisoformat(at_text.replace("Z", "+00:00"))
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            return cls(at=at, id=UUID(id_text))
+        except ValueError as exc:
+            raise BadRequest("cursor must look like 2024-08-25T15:00:00Z|<uuid>", field="cursor") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ListParams:
+    page: int
+    per_page: int
+    cursor: Cursor | None
+    descending: bool
+
+    @property
+    def offset(self) -> int:
+        # With a cursor the position comes from the cursor, not the page number.
+        return 0 if self.cursor else (self.page - 1) * self.per_page
+
+    def sql_args(self) -> dict[str, Any]:
+        """Keyset, limit (one extra row tells whether there is a next page) and offset."""
+        return {
+            "cursor_at": self.cursor.at if self.cursor else None,
+            "cursor_id": self.cursor.id if self.cursor else None,
+            "limit": self.per_page + 1,
+            "offset": self.offset,
+        }
+
+
+def list_params(
+    page: Annotated[int, QueryParameter(ge=1, le=100_000, description="1-based page (ignored with a cursor)")] = 1,
+    per_page: Annotated[int, QueryParameter(ge=1, le=MAX_PER_PAGE, description="Items per page")] = 20,
+    cursor: Annotated[
+        str | None, QueryParameter(max_length=100, description="Keyset cursor from next_cursor: ISO8601|uuid")
+    ] = None,
+    sort_order: Annotated[Literal["asc", "desc"], QueryParameter(description="Sort direction")] = "desc",
+) -> ListParams:
+    return ListParams(
+        page=page,
+        per_page=per_page,
+        cursor=Cursor.decode(cursor) if cursor else None,
+        descending=sort_order == "desc",
+    )
+
+
+def _by_creation(row: Any) -> Cursor:
+    return Cursor(row.created_at, row.id)
+
+
+def page_of(
+    rows: list[T], params: ListParams, cursor_of: Callable[[T], Cursor] = _by_creation
+) -> tuple[list[T], str | None]:
+    """Trim the look-ahead row and make the cursor that continues after the last row."""
+    if len(rows) > params.per_page:
+        rows = rows[: params.per_page]
+        return rows, cursor_of(rows[-1]).encode()
+    return rows, None

@@ -1,0 +1,16 @@
+"""asyncpg records to Structs: each query selects exactly the fields of its Struct."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def one(row: Any, struct: type[T]) -> T | None:
+    return None if row is None else struct(**row)
+
+
+def many(rows: Iterable[Any], struct: type[T]) -> list[T]:
+    return [struct(**row) for row in rows]

@@ -1,0 +1,169 @@
+"""Roles: the three built-in levels plus custom roles made of permissions."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from omnistream.activity import service as activity
+from omnistream.db import Database
+from omnistream.errors import BadRequest, Conflict, not_found
+from omnistream.roles import repository
+from omnistream.roles.schemas import (
+    Permission,
+    PermissionList,
+    Role,
+    RoleCreate,
+    RoleList,
+    RoleUpdate,
+)
+from omnistream.security.permissions import BUILTIN_PERMISSIONS, PERMISSIONS, RoleLevel, role_permissions
+from omnistream.security.principal import Actor
+
+_BUILTIN_DESCRIPTIONS = {
+    "agent": "Answers the conversations they can see",
+    "supervisor": "Agent, plus automation, campaigns, SLA, analytics and team oversight",
+    "admin": "Everything, including agents, roles, integrations and billing",
+}
+
+
+def _role(row: asyncpg.Record) -> Role:
+    values = dict(row)
+    values["permissions"] = sorted(role_permissions(row["base_role"], row["is_builtin"], row["permissions"]))
+    return Role(**values)
+
+
+def _check_permissions(names: list[str]) -> list[str]:
+    unknown = sorted(set(names) - PERMISSIONS.keys())
+    if unknown:
+        raise BadRequest(
+            f"unknown permissions: {', '.join(unknown)}; GET /api/permissions lists them", field="permissions"
+        )
+    return sorted(set(names))
+
+
+async def create_builtin_roles(conn: asyncpg.Connection, tenant_id: UUID) -> dict[str, UUID]:
+    return {
+        level.name: await repository.insert(
+            conn,
+            tenant_id,
+            name=level.name.capitalize(),
+            description=_BUILTIN_DESCRIPTIONS[level.name],
+            base_role=level.name,
+            is_builtin=True,
+            permissions=[],
+        )
+        for level in RoleLevel
+    }
+
+
+async def builtin_role_id(conn: asyncpg.Connection, tenant_id: UUID, base_role: str) -> UUID:
+    return await repository.builtin_id(conn, tenant_id, base_role)
+
+
+async def lock_for_assignment(conn: asyncpg.Connection, tenant_id: UUID, role_id: UUID) -> bool:
+    """Lock a role an agent is about to get; returns whether it is the built-in admin role."""
+    row = await repository.lock(conn, tenant_id, role_id)
+    if row is None:
+        raise BadRequest("no such role in this organisation", field="role_id")
+    return bool(row["is_builtin"] and row["base_role"] == "admin")
+
+
+async def get_in(conn: asyncpg.Connection, tenant_id: UUID, role_id: UUID) -> Role:
+    row = await repository.get(conn, tenant_id, role_id)
+    if row is None:
+        raise not_found("role")
+    return _role(row)
+
+
+async def list_roles(db: Database, actor: Actor) -> RoleList:
+    async with db.tenant(actor.tenant_id) as conn:
+        roles = [_role(r) for r in await repository.list_all(conn, actor.tenant_id)]
+    return RoleList(roles=roles, next_cursor=None, total=len(roles))
+
+
+async def get_role(db: Database, actor: Actor, role_id: UUID) -> Role:
+    async with db.tenant(actor.tenant_id) as conn:
+        row = await repository.get(conn, actor.tenant_id, role_id)
+    if row is None:
+        raise not_found("role")
+    return _role(row)
+
+
+async def create_role(db: Database, actor: Actor, data: RoleCreate) -> Role:
+    permissions = _check_permissions(data.permissions)
+    async with db.tenant(actor.tenant_id) as conn:
+        if await repository.name_taken(conn, actor.tenant_id, data.name, None):
+            raise Conflict(f"a role named {data.name!r} exists", field="name")
+        role_id = await repository.insert(
+            conn,
+            actor.tenant_id,
+            name=data.name.strip(),
+            description=data.description,
+            base_role=data.base_role,
+            is_builtin=False,
+            permissions=permissions,
+        )
+        await activity.record(
+            conn,
+            actor,
+            "role.created",
+            "role",
+            role_id,
+            name=data.name,
+            base_role=data.base_role,
+            permissions=permissions,
+        )
+        row = await repository.get(conn, actor.tenant_id, role_id)
+    return _role(row)
+
+
+async def update_role(db: Database, actor: Actor, role_id: UUID, data: RoleUpdate) -> Role:
+    async with db.tenant(actor.tenant_id) as conn:
+        locked = await repository.lock(conn, actor.tenant_id, role_id)
+        if locked is None:
+            raise not_found("role")
+        if locked["is_builtin"]:
+            raise Conflict("built-in roles cannot be changed; create a custom role instead")
+        current = await repository.get(conn, actor.tenant_id, role_id)
+        changes = msgspec.structs.asdict(data)
+        changes = {k: v for k, v in changes.items() if v is not msgspec.UNSET}
+        if "permissions" in changes:
+            changes["permissions"] = _check_permissions(changes["permissions"])
+        if "name" in changes:
+            changes["name"] = changes["name"].strip()
+            if await repository.name_taken(conn, actor.tenant_id, changes["name"], role_id):
+                raise Conflict(f"a role named {changes['name']!r} exists", field="name")
+        merged = {k: current[k] for k in ("name", "description", "base_role", "permissions")} | changes
+        await repository.update(conn, actor.tenant_id, role_id, **merged)
+        await activity.record(conn, actor, "role.updated", "role", role_id, changes=changes)
+        row = await repository.get(conn, actor.tenant_id, role_id)
+    return _role(row)
+
+
+async def delete_role(db: Database, actor: Actor, role_id: UUID) -> None:
+    async with db.tenant(actor.tenant_id) as conn:
+        locked = await repository.lock(conn, actor.tenant_id, role_id)
+        if locked is None:
+            raise not_found("role")
+        if locked["is_builtin"]:
+            raise Conflict("built-in roles cannot be deleted")
+        row = await repository.get(conn, actor.tenant_id, role_id)
+        if row["agent_count"]:
+            raise Conflict(f"the role is held by {row['agent_count']} agent(s); move them to another role first")
+        await repository.delete(conn, actor.tenant_id, role_id)
+        await activity.record(conn, actor, "role.deleted", "role", role_id, name=row["name"])
+
+
+def permission_catalogue() -> PermissionList:
+    permissions = [
+        Permission(
+            name=name,
+            description=description,
+            builtin_roles=[level.name for level in RoleLevel if name in BUILTIN_PERMISSIONS[level]],
+        )
+        for name, description in sorted(PERMISSIONS.items())
+    ]
+    return PermissionList(permissions=permissions, next_cursor=None, total=len(permissions))

@@ -1,0 +1,82 @@
+"""Authentication: a session JWT (Bearer header or HttpOnly cookie) or an `X-API-Key`."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from uuid import UUID
+
+from asgi_correlation_id import correlation_id
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
+
+from omnistream.auth import sessions
+from omnistream.config import Settings
+from omnistream.security.principal import Actor
+from omnistream.security.tokens import ALGORITHM, REQUIRED_CLAIMS
+
+AUTH_COOKIE = "omnistream_session"
+API_KEY_HEADER = "x-api-key"
+
+
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The peer's address, or None when the server reports something that is not an IP."""
+    host = connection.client.host if connection.client else None
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        return None
+
+
+def request_id() -> str | None:
+    return correlation_id.get()
+
+
+async def actor_from_token(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> Actor | None:
+    try:
+        session_id = UUID(str(token.jti))
+        user_id = UUID(token.sub)
+        tenant_id = UUID(str(token.extras.get("tid")))
+    except ValueError:
+        return None
+    return await sessions.actor_for_session(
+        connection.app.state.db, session_id, user_id, tenant_id, ip=client_ip(connection), request_id=request_id()
+    )
+
+
+class AuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
+    """Litestar's JWT cookie/header authentication, with API keys tried first."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        api_key = connection.headers.get(API_KEY_HEADER)
+        if api_key:
+            actor = await sessions.actor_for_api_key(
+                connection.app.state.db, api_key, ip=client_ip(connection), request_id=request_id()
+            )
+            if actor is None:
+                raise NotAuthorizedException("invalid, expired or revoked API key")
+            return AuthenticationResult(user=actor, auth=None)
+        return await super().authenticate_request(connection)
+
+
+def jwt_auth(settings: Settings) -> JWTCookieAuth[Actor, Token]:
+    return JWTCookieAuth[Actor, Token](
+        token_secret=settings.jwt_secret,
+        algorithm=ALGORITHM,
+        retrieve_user_handler=actor_from_token,
+        accepted_audiences=[settings.jwt_audience],
+        require_claims=list(REQUIRED_CLAIMS),
+        key=AUTH_COOKIE,
+        secure=settings.cookie_secure,
+        samesite="lax",
+        authentication_middleware_class=AuthenticationMiddleware,
+        exclude=["^/schema", "^/metrics"],
+        description="A session JWT from /api/auth/login, as a Bearer token or the HttpOnly cookie.",
+    )
+
+
+def provide_actor(request: Request[Any, Any, Any]) -> Actor:
+    return request.user

@@ -1,0 +1,59 @@
+"""Tenants: the organisations that own everything else."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from uuid import UUID
+from zoneinfo import available_timezones
+
+import asyncpg
+
+from omnistream.errors import BadRequest, Conflict
+from omnistream.tenants import repository
+from omnistream.tenants.schemas import Tenant
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+_TIMEZONES = frozenset(available_timezones())
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:63].strip("-")
+    return slug or "org"
+
+
+def check_timezone(timezone: str) -> str:
+    if timezone not in _TIMEZONES:
+        raise BadRequest(f"unknown time zone {timezone!r}; use an IANA name such as Europe/Berlin", field="timezone")
+    return timezone
+
+
+async def create(conn: asyncpg.Connection, tenant_id: UUID, name: str, slug: str | None, timezone: str) -> Tenant:
+    """Create a tenant inside the caller's transaction, which must already be scoped to `tenant_id`."""
+    check_timezone(timezone)
+    if slug is None:
+        slug = await _free_slug(conn, slugify(name))
+    elif await repository.slug_taken(conn, slug):
+        raise Conflict(f"the slug {slug!r} is taken", field="slug")
+    try:
+        await repository.insert(conn, tenant_id, name, slug, timezone)
+    except asyncpg.UniqueViolationError as exc:
+        raise Conflict(f"the slug {slug!r} is taken", field="slug") from exc
+    tenant = await repository.get(conn, tenant_id)
+    assert tenant is not None
+    return tenant
+
+
+async def get_in(conn: asyncpg.Connection, tenant_id: UUID) -> Tenant | None:
+    return await repository.get(conn, tenant_id)
+
+
+async def _free_slug(conn: asyncpg.Connection, base: str) -> str:
+    candidate = base
+    for n in range(2, 1000):
+        if not await repository.slug_taken(conn, candidate):
+            return candidate
+        suffix = f"-{n}"
+        candidate = base[: 63 - len(suffix)] + suffix
+    raise Conflict("could not find a free slug; pass one explicitly", field="slug")

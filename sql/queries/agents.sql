@@ -1,0 +1,81 @@
+-- name: get_agent^
+SELECT u.id, u.email, u.name, u.role_id, r.name AS role, r.base_role, u.status, u.online_status,
+       u.last_seen_at, u.created_at, u.updated_at
+  FROM users u JOIN roles r ON r.id = u.role_id
+ WHERE u.tenant_id = :tenant_id AND u.id = :id AND u.deleted_at IS NULL;
+
+-- name: list_agents_desc
+SELECT u.id, u.email, u.name, u.role_id, r.name AS role, r.base_role, u.status, u.online_status,
+       u.last_seen_at, u.created_at, u.updated_at
+  FROM users u JOIN roles r ON r.id = u.role_id
+ WHERE u.tenant_id = :tenant_id AND u.deleted_at IS NULL
+   AND (:status::text IS NULL OR u.status = :status)
+   AND (:online_status::text IS NULL OR u.online_status = :online_status)
+   AND (:role_id::uuid IS NULL OR u.role_id = :role_id)
+   AND (:q::text IS NULL OR u.name ILIKE '%' || :q || '%' OR u.email ILIKE '%' || :q || '%')
+   AND (:cursor_at::timestamptz IS NULL OR (u.created_at, u.id) < (:cursor_at, :cursor_id::uuid))
+ ORDER BY u.created_at DESC, u.id DESC
+ LIMIT :limit OFFSET :offset;
+
+-- name: list_agents_asc
+SELECT u.id, u.email, u.name, u.role_id, r.name AS role, r.base_role, u.status, u.online_status,
+       u.last_seen_at, u.created_at, u.updated_at
+  FROM users u JOIN roles r ON r.id = u.role_id
+ WHERE u.tenant_id = :tenant_id AND u.deleted_at IS NULL
+   AND (:status::text IS NULL OR u.status = :status)
+   AND (:online_status::text IS NULL OR u.online_status = :online_status)
+   AND (:role_id::uuid IS NULL OR u.role_id = :role_id)
+   AND (:q::text IS NULL OR u.name ILIKE '%' || :q || '%' OR u.email ILIKE '%' || :q || '%')
+   AND (:cursor_at::timestamptz IS NULL OR (u.created_at, u.id) > (:cursor_at, :cursor_id::uuid))
+ ORDER BY u.created_at, u.id
+ LIMIT :limit OFFSET :offset;
+
+-- name: count_agents$
+SELECT count(*) FROM users u
+ WHERE u.tenant_id = :tenant_id AND u.deleted_at IS NULL
+   AND (:status::text IS NULL OR u.status = :status)
+   AND (:online_status::text IS NULL OR u.online_status = :online_status)
+   AND (:role_id::uuid IS NULL OR u.role_id = :role_id)
+   AND (:q::text IS NULL OR u.name ILIKE '%' || :q || '%' OR u.email ILIKE '%' || :q || '%');
+
+-- name: email_taken$
+SELECT EXISTS (SELECT 1 FROM users
+                WHERE tenant_id = :tenant_id AND lower(email) = lower(:email) AND deleted_at IS NULL
+                  AND id IS DISTINCT FROM :except_id::uuid);
+
+-- name: insert_agent<!
+INSERT INTO users (tenant_id, email, name, password_hash, role_id)
+VALUES (:tenant_id, :email, :name, :password_hash, :role_id)
+RETURNING id;
+
+-- name: update_agent$
+UPDATE users
+   SET name = COALESCE(:name, name),
+       email = COALESCE(:email, email),
+       role_id = COALESCE(:role_id, role_id),
+       status = COALESCE(:status, status),
+       password_hash = COALESCE(:password_hash, password_hash),
+       updated_at = now()
+ WHERE tenant_id = :tenant_id AND id = :id AND deleted_at IS NULL
+RETURNING id;
+
+-- name: set_online_status$
+UPDATE users SET online_status = :online_status, last_seen_at = now(), updated_at = now()
+ WHERE tenant_id = :tenant_id AND id = :id AND deleted_at IS NULL
+RETURNING id;
+
+-- name: touch_last_seen!
+UPDATE users SET last_seen_at = now() WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: soft_delete_agent$
+UPDATE users SET deleted_at = now(), status = 'suspended', online_status = 'offline', updated_at = now()
+ WHERE tenant_id = :tenant_id AND id = :id AND deleted_at IS NULL
+RETURNING id;
+
+-- name: lock_active_admins
+-- Locks every active agent of the built-in admin role: changes that could remove the
+-- last one are serialised on these rows.
+SELECT u.id FROM users u JOIN roles r ON r.id = u.role_id
+ WHERE u.tenant_id = :tenant_id AND u.deleted_at IS NULL AND u.status = 'active'
+   AND r.is_builtin AND r.base_role = 'admin'
+   FOR UPDATE OF u;

@@ -1,0 +1,169 @@
+"""Real PostgreSQL and Redis for every test.
+
+One embedded PostgreSQL and Redis per test process (or TEST_DATABASE_URL / TEST_REDIS_URL,
+superuser URL and Redis URL of servers you run). Migrations go once into a template
+database; every test gets a fresh database cloned from it and a Redis key prefix of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from omnistream.app import create_app
+from omnistream.config import Settings, load_settings
+from omnistream.db import APP_ROLE, ensure_app_login, ensure_database, migrate, with_database
+from omnistream.security.passwords import use_cheap_hashing_for_tests
+
+use_cheap_hashing_for_tests()
+warnings.filterwarnings("ignore", module="platformdirs")
+
+TEMPLATE = "omnistream_template"
+APP_PASSWORD = "test-app-password"
+PASSWORD = "correct horse battery"
+
+
+@dataclass(frozen=True)
+class Servers:
+    admin_url: str  # superuser, database "postgres"
+    redis_url: str
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    external_pg, external_redis = os.environ.get("TEST_DATABASE_URL"), os.environ.get("TEST_REDIS_URL")
+    embedded = None
+    if not (external_pg and external_redis):
+        from omnistream.embedded import EmbeddedServers
+
+        data_dir = tempfile.mkdtemp(prefix="omni-test-")
+        embedded = EmbeddedServers(data_dir)
+        urls = embedded.start(with_postgres=not external_pg, with_redis=not external_redis)
+        external_pg = external_pg or urls.database_url
+        external_redis = external_redis or urls.redis_url
+
+    async def prepare() -> None:
+        await ensure_database(external_pg, TEMPLATE)
+        await migrate(with_database(external_pg, TEMPLATE))
+        await ensure_app_login(external_pg, APP_PASSWORD)
+
+    asyncio.run(prepare())
+    try:
+        yield Servers(admin_url=external_pg, redis_url=external_redis)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            shutil.rmtree(embedded.data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def database(servers: Servers) -> AsyncIterator[str]:
+    """A fresh migrated database; yields its superuser URL."""
+    name = f"test_{uuid4().hex[:16]}"
+    admin = await asyncpg.connect(servers.admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    finally:
+        await admin.close()
+    yield with_database(servers.admin_url, name)
+    admin = await asyncpg.connect(servers.admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(servers: Servers, database: str) -> Settings:
+    return load_settings(
+        environ={},
+        env="test",
+        database_url=with_database(database, database.rsplit("/", 1)[-1], user=APP_ROLE, password=APP_PASSWORD),
+        migrations_database_url=database,
+        redis_url=servers.redis_url,
+        redis_prefix=f"test-{uuid4().hex[:12]}",
+        jwt_secret=secrets.token_urlsafe(32),
+        db_pool_min=1,
+        db_pool_max=10,
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+@dataclass
+class Tenant:
+    """A registered organisation and its admin's credentials, as a test user holds them."""
+
+    id: str
+    slug: str
+    admin_id: str
+    admin_email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def register(client: AsyncTestClient, name: str | None = None, **overrides: Any) -> Tenant:
+    name = name or f"Org {uuid4().hex[:8]}"
+    body = {
+        "organization_name": name,
+        "name": "Ada Admin",
+        "email": f"admin-{uuid4().hex[:8]}@example.com",
+        "password": PASSWORD,
+    } | overrides
+    response = await client.post("/api/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    data = response.json()
+    client.cookies.clear()  # tests authenticate explicitly, one identity per request
+    return Tenant(
+        id=data["agent"]["tenant"]["id"],
+        slug=data["agent"]["tenant"]["slug"],
+        admin_id=data["agent"]["id"],
+        admin_email=body["email"],
+        token=data["access_token"],
+    )
+
+
+async def create_agent(client: AsyncTestClient, tenant: Tenant, role: str = "agent",
+                       **overrides: Any) -> dict[str, Any]:
+    """An agent with one of the built-in roles, signed in; returns the agent plus its auth headers."""
+    roles = (await client.get("/api/roles", headers=tenant.headers)).json()["roles"]
+    role_id = next(r["id"] for r in roles if r["is_builtin"] and r["base_role"] == role)
+    body = {"email": f"{role}-{uuid4().hex[:8]}@example.com", "name": f"{role.title()} One", "password": PASSWORD,
+            "role_id": role_id} | overrides
+    response = await client.post("/api/agents", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    agent = response.json()
+    login = await client.post("/api/auth/login", json={"email": body["email"], "password": body["password"]})
+    assert login.status_code == 200, login.text
+    client.cookies.clear()
+    agent["headers"] = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    return agent
+
+
+@pytest.fixture
+async def tenant(client: AsyncTestClient) -> Tenant:
+    return await register(client)
+
+
+@pytest.fixture
+async def other_tenant(client: AsyncTestClient) -> Tenant:
+    return await register(client)

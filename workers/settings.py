@@ -1,0 +1,46 @@
+"""The arq worker: every area's jobs and crons, with msgspec (msgpack) serialization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from arq import cron
+from arq.connections import RedisSettings
+
+from omnistream.auth.tasks import purge_ended_sessions
+from omnistream.config import Settings, load_settings
+from omnistream.db import Database
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or load_settings()
+    ctx["settings"] = settings
+    ctx["db"] = await Database.connect(settings.database_url, min_size=1, max_size=settings.db_pool_max)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if "db" in ctx:
+        await ctx["db"].close()
+
+
+class WorkerSettings:
+    functions: list[Any] = []
+    cron_jobs = [cron(purge_ended_sessions, minute={17}, run_at_startup=False)]
+    on_startup = startup
+    on_shutdown = shutdown
+    job_serializer = msgspec.msgpack.encode
+    job_deserializer = msgspec.msgpack.decode
+    max_jobs = 50
+    job_timeout = 300
+    keep_result = 60
+    health_check_interval = 30
+
+
+def worker_overrides(settings: Settings) -> dict[str, Any]:
+    return {
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": f"{settings.redis_prefix}:queue",
+        "health_check_key": f"{settings.redis_prefix}:queue:health-check",
+        "ctx": {"settings": settings},
+    }
