@@ -10,7 +10,7 @@ import msgspec
 from arq import create_pool
 from arq.connections import RedisSettings
 from asgi_correlation_id import CorrelationIdMiddleware
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -91,9 +91,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     auth = jwt_auth(settings)
     prometheus = PrometheusConfig(app_name="omnistream", group_path=True, exclude=["^/metrics"])
     return Litestar(
-        route_handlers=[*ROUTE_HANDLERS, PrometheusController],
+        # The guard covers every API route; /schema and /metrics sit outside it.
+        route_handlers=[Router(path="/", route_handlers=ROUTE_HANDLERS, guards=[authorize]), PrometheusController],
         lifespan=[lifespan],
-        guards=[authorize],
         on_app_init=[auth.on_app_init],
         middleware=[DefineMiddleware(CorrelationIdMiddleware, header_name="X-Request-ID"), prometheus.middleware],
         plugins=[PROBLEM_DETAILS, app_logging.plugin(settings)],
