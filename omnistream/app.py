@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -10,7 +12,7 @@ import msgspec
 from arq import create_pool
 from arq.connections import RedisSettings
 from asgi_correlation_id import CorrelationIdMiddleware
-from litestar import Litestar, Router
+from litestar import Controller, Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -18,30 +20,29 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from redis.asyncio import Redis
 
+import omnistream
 from omnistream import logging as app_logging
-from omnistream.activity.routes import ActivityLogController
-from omnistream.agents.routes import AgentController
-from omnistream.api_keys.routes import ApiKeyController
-from omnistream.auth.routes import AuthController
 from omnistream.config import Settings, load_settings
 from omnistream.db import Database
 from omnistream.errors import PROBLEM_DETAILS
-from omnistream.health.routes import HealthController
 from omnistream.kit.deps import dependencies
-from omnistream.roles.routes import PermissionController, RoleController
 from omnistream.security.guards import authorize
 from omnistream.security.middleware import jwt_auth
 from omnistream.security.rate_limits import LoginThrottle
 
-ROUTE_HANDLERS = [
-    AuthController,
-    AgentController,
-    RoleController,
-    PermissionController,
-    ApiKeyController,
-    ActivityLogController,
-    HealthController,
-]
+
+def route_handlers() -> list[type[Controller]]:
+    """Every area's controllers: each `omnistream/<area>/routes.py` lists its own in CONTROLLERS."""
+    handlers: list[type[Controller]] = []
+    for area in sorted(m.name for m in pkgutil.iter_modules(omnistream.__path__) if m.ispkg):
+        try:
+            routes = importlib.import_module(f"omnistream.{area}.routes")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"omnistream.{area}.routes":
+                raise
+            continue
+        handlers.extend(routes.CONTROLLERS)
+    return handlers
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     prometheus = PrometheusConfig(app_name="omnistream", group_path=True, exclude=["^/metrics"])
     return Litestar(
         # The guard covers every API route; /schema and /metrics sit outside it.
-        route_handlers=[Router(path="/", route_handlers=ROUTE_HANDLERS, guards=[authorize]), PrometheusController],
+        route_handlers=[Router(path="/", route_handlers=route_handlers(), guards=[authorize]), PrometheusController],
         lifespan=[lifespan],
         on_app_init=[auth.on_app_init],
         middleware=[DefineMiddleware(CorrelationIdMiddleware, header_name="X-Request-ID"), prometheus.middleware],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
@@ -35,10 +37,30 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_name, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog")
 
 
+def _collecting(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def collect(self: aiosql.Queries, conn: asyncpg.Connection, *args: Any, **kwargs: Any) -> list[Any]:
+        return [row async for row in fn(self, conn, *args, **kwargs)]
+
+    return collect
+
+
+class _Queries(aiosql.queries.Queries):
+    """aiosql's queries, except that a many-row select is awaited for its list of rows.
+
+    aiosql 14+ makes such a query an async generator; every repository awaits it instead.
+    """
+
+    def add_queries(self, queries: list[Any]) -> None:
+        super().add_queries([_collecting(fn) if inspect.isasyncgenfunction(fn) else fn for fn in queries])
+
+
 @cache
 def load_queries(area: str) -> aiosql.Queries:
     """The named queries of `sql/queries/<area>.sql`, parsed once per process."""
-    return aiosql.from_path(SQL_DIR / "queries" / f"{area}.sql", "asyncpg", mandatory_parameters=False)
+    return aiosql.from_path(
+        SQL_DIR / "queries" / f"{area}.sql", "asyncpg", mandatory_parameters=False, queries_cls=_Queries
+    )
 
 
 class Database:

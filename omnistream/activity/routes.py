@@ -44,3 +44,6 @@ class ActivityLogController(Controller):
             created_from=created_from,
             created_to=created_to,
         )
+
+
+CONTROLLERS = [ActivityLogController]

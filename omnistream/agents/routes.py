@@ -73,3 +73,6 @@ class AgentController(Controller):
         self, db: DB, actor: CurrentActor, agent_id: FromPath[UUID], data: JSONBody[AgentStatusUpdate]
     ) -> Agent:
         return await service.set_online_status(db, actor, agent_id, data)
+
+
+CONTROLLERS = [AgentController]

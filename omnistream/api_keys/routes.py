@@ -35,3 +35,6 @@ class ApiKeyController(Controller):
     async def revoke_key(self, db: DB, actor: CurrentActor, key_id: FromPath[UUID]) -> Message:
         await service.revoke_key(db, actor, key_id)
         return Message(message="API key revoked", id=str(key_id))
+
+
+CONTROLLERS = [ApiKeyController]

@@ -77,7 +77,7 @@ class AuthController(Controller):
             settings,
             throttle,
             data,
-            ip=client_ip(request) or "unknown",
+            ip=client_ip(request),
             user_agent=request.headers.get("user-agent"),
             request_id=request_id(),
         )
@@ -98,3 +98,6 @@ class AuthController(Controller):
     async def token(self, db: DB, actor: CurrentActor, settings: AppSettings) -> Response[AuthSession]:
         session = await service.refresh(db, settings, actor)
         return _with_cookie(session, settings, 200)
+
+
+CONTROLLERS = [AuthController]

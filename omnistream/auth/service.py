@@ -55,12 +55,14 @@ async def login(
     throttle: LoginThrottle,
     data: LoginRequest,
     *,
-    ip: str,
+    ip: str | None,
     user_agent: str | None,
     request_id: str | None,
 ) -> AuthSession:
     email = data.email.lower()
-    await throttle.check(email, ip)
+    # Clients without a usable address share one budget; only real addresses are stored.
+    throttle_ip = ip or "unknown"
+    await throttle.check(email, throttle_ip)
     async with db.anonymous() as conn:
         candidates = await repository.login_candidates(conn, email)
     if data.tenant is not None:
@@ -69,7 +71,7 @@ async def login(
     if not candidates:
         await verify_password(None, data.password)  # same time as a wrong password
     if not matches:
-        await throttle.failed(email, ip)
+        await throttle.failed(email, throttle_ip)
         for candidate in candidates:
             async with db.tenant(candidate["tenant_id"]) as conn:
                 actor = await _actor_in(

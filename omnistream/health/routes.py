@@ -49,3 +49,6 @@ class HealthController(Controller):
             redis=redis_status,
         )
         return Response(body, status_code=200 if healthy else 503)
+
+
+CONTROLLERS = [HealthController]

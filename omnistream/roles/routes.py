@@ -51,3 +51,6 @@ class PermissionController(Controller):
     @get(operation_id="listPermissions", summary="List all available permissions", opt=ROLES_MANAGE)
     async def list_permissions(self) -> PermissionList:
         return service.permission_catalogue()
+
+
+CONTROLLERS = [RoleController, PermissionController]
