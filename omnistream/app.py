@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from uuid import uuid4
 
 import msgspec
 from arq import create_pool
 from arq.connections import RedisSettings
-from asgi_correlation_id import CorrelationIdMiddleware
+from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
+from asgi_correlation_id.middleware import is_valid_uuid4
 from litestar import Controller, Litestar, Router
+from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.types import Message, Scope
 from redis.asyncio import Redis
 
 import omnistream
@@ -29,6 +34,8 @@ from omnistream.kit.deps import dependencies
 from omnistream.security.guards import authorize
 from omnistream.security.middleware import jwt_auth
 from omnistream.security.rate_limits import LoginThrottle
+
+REQUEST_ID_HEADER = "X-Request-ID"
 
 
 def route_handlers() -> list[type[Controller]]:
@@ -43,6 +50,29 @@ def route_handlers() -> list[type[Controller]]:
             continue
         handlers.extend(routes.CONTROLLERS)
     return handlers
+
+
+def _outside_auth(*middleware: DefineMiddleware) -> Callable[[AppConfig], AppConfig]:
+    """Put middleware outside authentication, which the JWT config inserts outermost: then a 401
+    carries its X-Request-ID and is counted, and the authenticated actor knows its request id."""
+
+    def hook(app_config: AppConfig) -> AppConfig:
+        app_config.middleware[:0] = middleware
+        return app_config
+
+    return hook
+
+
+def _request_id_on_every_response(message: Message, scope: Scope) -> None:
+    """Responses made outside the route middleware (no such route, refused authentication) get an
+    X-Request-ID too: the one already chosen, else the client's if valid, else a fresh one."""
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    if REQUEST_ID_HEADER not in headers:
+        incoming = Headers.from_scope(scope).get(REQUEST_ID_HEADER)
+        valid = incoming if incoming and is_valid_uuid4(incoming) else None
+        headers[REQUEST_ID_HEADER] = correlation_id.get() or valid or uuid4().hex
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -95,8 +125,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The guard covers every API route; /schema and /metrics sit outside it.
         route_handlers=[Router(path="/", route_handlers=route_handlers(), guards=[authorize]), PrometheusController],
         lifespan=[lifespan],
-        on_app_init=[auth.on_app_init],
-        middleware=[DefineMiddleware(CorrelationIdMiddleware, header_name="X-Request-ID"), prometheus.middleware],
+        on_app_init=[
+            auth.on_app_init,
+            _outside_auth(
+                DefineMiddleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER), prometheus.middleware
+            ),
+        ],
+        before_send=[_request_id_on_every_response],
         plugins=[PROBLEM_DETAILS, app_logging.plugin(settings)],
         dependencies=dependencies(settings),
         openapi_config=OpenAPIConfig(

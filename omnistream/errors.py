@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -89,13 +90,25 @@ def from_app_error(exc: AppError) -> ProblemDetailsException:
     return _problem(exc.status_code, exc.title, exc.detail, exc.headers, errors=errors, **exc.extra)
 
 
+# msgspec reports a missing or unknown field at the object that holds it ("data" for the body).
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]+)`")
+
+
+def _error_field(item: dict[str, Any]) -> str:
+    key = item.get("key") or "body"
+    named = _NAMED_FIELD.match(str(item.get("message") or ""))
+    if named and item.get("source") == "body":
+        return named.group(1) if key == "data" else f"{key}.{named.group(1)}"
+    return key
+
+
 def from_validation_error(exc: ValidationException) -> ProblemDetailsException:
     errors = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             errors.append(
                 {
-                    "field": item.get("key") or "body",
+                    "field": _error_field(item),
                     "source": item.get("source"),
                     "message": item.get("message"),
                 }
@@ -108,6 +121,7 @@ def from_validation_error(exc: ValidationException) -> ProblemDetailsException:
 
 
 _TITLES = {
+    400: "Bad request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not found",

@@ -142,13 +142,18 @@ async def register(client: AsyncTestClient, name: str | None = None, **overrides
     )
 
 
-async def create_agent(client: AsyncTestClient, tenant: Tenant, role: str = "agent",
-                       **overrides: Any) -> dict[str, Any]:
+async def create_agent(
+    client: AsyncTestClient, tenant: Tenant, role: str = "agent", **overrides: Any
+) -> dict[str, Any]:
     """An agent with one of the built-in roles, signed in; returns the agent plus its auth headers."""
     roles = (await client.get("/api/roles", headers=tenant.headers)).json()["roles"]
     role_id = next(r["id"] for r in roles if r["is_builtin"] and r["base_role"] == role)
-    body = {"email": f"{role}-{uuid4().hex[:8]}@example.com", "name": f"{role.title()} One", "password": PASSWORD,
-            "role_id": role_id} | overrides
+    body = {
+        "email": f"{role}-{uuid4().hex[:8]}@example.com",
+        "name": f"{role.title()} One",
+        "password": PASSWORD,
+        "role_id": role_id,
+    } | overrides
     response = await client.post("/api/agents", json=body, headers=tenant.headers)
     assert response.status_code == 201, response.text
     agent = response.json()
@@ -167,3 +172,42 @@ async def tenant(client: AsyncTestClient) -> Tenant:
 @pytest.fixture
 async def other_tenant(client: AsyncTestClient) -> Tenant:
     return await register(client)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Any]:
+    """The service layer's own pool (as the app role), for tests that call services directly."""
+    from omnistream.db import Database
+
+    database = await Database.connect(settings.database_url, min_size=1, max_size=25)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def ingest(
+    db: Any,
+    tenant: Tenant,
+    text: str = "hello",
+    *,
+    external_id: str | None = None,
+    channel: str = "whatsapp",
+    **overrides: Any,
+) -> Any:
+    """A customer's message arriving through the ingestion service, as a channel webhook would deliver it."""
+    from uuid import UUID
+
+    from omnistream.messages.schemas import InboundMessage
+    from omnistream.messages.service import ingest_inbound
+
+    inbound = InboundMessage(
+        tenant_id=UUID(tenant.id),
+        channel=channel,
+        external_id=external_id or f"628{uuid4().int % 10**10:010d}",
+        provider_message_id=overrides.pop("provider_message_id", f"wamid.{uuid4().hex}"),
+        text=text,
+        contact_name=overrides.pop("contact_name", "Customer"),
+        **overrides,
+    )
+    return await ingest_inbound(db, inbound)

@@ -10,7 +10,9 @@ from arq.connections import RedisSettings
 
 from omnistream.auth.tasks import purge_ended_sessions
 from omnistream.config import Settings, load_settings
+from omnistream.conversations.tasks import expire_stale_conversations
 from omnistream.db import Database
+from omnistream.messages.tasks import deliver_message, sweep_queued_messages
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -25,8 +27,12 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions: list[Any] = []
-    cron_jobs = [cron(purge_ended_sessions, minute={17}, run_at_startup=False)]
+    functions: list[Any] = [deliver_message]
+    cron_jobs = [
+        cron(purge_ended_sessions, minute={17}, run_at_startup=False),
+        cron(sweep_queued_messages, second={30}, run_at_startup=True),
+        cron(expire_stale_conversations, second={0}, run_at_startup=False),
+    ]
     on_startup = startup
     on_shutdown = shutdown
     job_serializer = msgspec.msgpack.encode

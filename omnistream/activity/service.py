@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -47,6 +47,10 @@ async def list_logs(
     created_from: datetime | None,
     created_to: datetime | None,
 ) -> ActivityLogList:
+    # A time without an offset is UTC, as in cursors (and comparable with one that has an offset).
+    created_from, created_to = (
+        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (created_from, created_to)
+    )
     if created_from and created_to and created_from > created_to:
         raise BadRequest("created_from must not be after created_to", field="created_from")
     filters = repository.filters(actor_id, action, object_type, object_id, created_from, created_to)

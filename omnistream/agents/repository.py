@@ -57,3 +57,7 @@ async def soft_delete(conn: asyncpg.Connection, tenant_id: UUID, agent_id: UUID)
 
 async def lock_active_admins(conn: asyncpg.Connection, tenant_id: UUID) -> set[UUID]:
     return {r["id"] for r in await queries.lock_active_admins(conn, tenant_id=tenant_id)}
+
+
+async def lock_active_ids(conn: asyncpg.Connection, tenant_id: UUID, agent_ids: list[UUID]) -> set[UUID]:
+    return {r["id"] for r in await queries.lock_active_agent_ids(conn, tenant_id=tenant_id, ids=agent_ids)}

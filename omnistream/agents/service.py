@@ -40,6 +40,14 @@ async def get_in(conn: asyncpg.Connection, tenant_id: UUID, agent_id: UUID) -> A
     return await repository.get(conn, tenant_id, agent_id)
 
 
+async def lock_active_ids(conn: asyncpg.Connection, tenant_id: UUID, agent_ids: list[UUID]) -> set[UUID]:
+    """Which of the ids are active agents of the tenant (for other areas, inside their transaction).
+
+    The ones returned are share-locked: they stay active and undeleted until the caller commits.
+    """
+    return await repository.lock_active_ids(conn, tenant_id, agent_ids)
+
+
 async def touch_last_seen(conn: asyncpg.Connection, tenant_id: UUID, agent_id: UUID) -> None:
     await repository.touch_last_seen(conn, tenant_id, agent_id)
 

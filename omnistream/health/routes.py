@@ -5,6 +5,7 @@ from importlib.metadata import version
 from typing import Literal
 
 from litestar import Controller, Response, get
+from litestar.openapi import ResponseSpec
 
 from omnistream.kit.deps import DB, RedisClient
 from omnistream.kit.schema import Schema
@@ -37,7 +38,7 @@ class HealthController(Controller):
         summary="API Gateway health check",
         opt=PUBLIC,
         description="200 when PostgreSQL and Redis both answer; 503 naming the one that does not.",
-        responses={503: None},
+        responses={503: ResponseSpec(data_container=Health, description="PostgreSQL or Redis is down")},
     )
     async def health(self, db: DB, redis: RedisClient) -> Response[Health]:
         postgres_status, redis_status = await asyncio.gather(_probe(db.ping), _probe(redis.ping))

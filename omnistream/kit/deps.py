@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from arq import ArqRedis
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from redis.asyncio import Redis
@@ -19,6 +20,7 @@ AppSettings = NamedDependency[Settings]
 Throttle = NamedDependency[LoginThrottle]
 CurrentActor = NamedDependency[Actor]
 Paging = NamedDependency[ListParams]
+Jobs = NamedDependency[ArqRedis]
 
 
 def _db(state: State) -> Database:
@@ -27,6 +29,10 @@ def _db(state: State) -> Database:
 
 def _redis(state: State) -> Redis:
     return state.redis
+
+
+def _arq(state: State) -> ArqRedis:
+    return state.arq
 
 
 def _throttle(state: State) -> LoginThrottle:
@@ -39,6 +45,7 @@ def dependencies(settings: Settings) -> dict[str, Provide]:
         "db": Provide(_db, sync_to_thread=False),
         "redis": Provide(_redis, sync_to_thread=False),
         "throttle": Provide(_throttle, sync_to_thread=False),
+        "arq": Provide(_arq, sync_to_thread=False),
         "actor": Provide(provide_actor, sync_to_thread=False),
         "params": Provide(list_params, sync_to_thread=False),
     }

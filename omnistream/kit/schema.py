@@ -22,7 +22,7 @@ class Message(Schema):
     id: str | None = None
 
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
 Text = Annotated[str, msgspec.Meta(max_length=5000, pattern=r"^[^\x00]*$")]
 Email = Annotated[
     str, msgspec.Meta(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$", description="An email address")

@@ -56,4 +56,5 @@ async def update(conn: asyncpg.Connection, tenant_id: UUID, role_id: UUID, **val
 
 
 async def delete(conn: asyncpg.Connection, tenant_id: UUID, role_id: UUID) -> None:
+    await queries.release_role_of_deleted_agents(conn, tenant_id=tenant_id, id=role_id)
     await queries.delete_role(conn, tenant_id=tenant_id, id=role_id)

@@ -94,25 +94,29 @@ async def get_role(db: Database, actor: Actor, role_id: UUID) -> Role:
 
 async def create_role(db: Database, actor: Actor, data: RoleCreate) -> Role:
     permissions = _check_permissions(data.permissions)
+    name = data.name.strip()
     async with db.tenant(actor.tenant_id) as conn:
-        if await repository.name_taken(conn, actor.tenant_id, data.name, None):
-            raise Conflict(f"a role named {data.name!r} exists", field="name")
-        role_id = await repository.insert(
-            conn,
-            actor.tenant_id,
-            name=data.name.strip(),
-            description=data.description,
-            base_role=data.base_role,
-            is_builtin=False,
-            permissions=permissions,
-        )
+        if await repository.name_taken(conn, actor.tenant_id, name, None):
+            raise Conflict(f"a role named {name!r} exists", field="name")
+        try:
+            role_id = await repository.insert(
+                conn,
+                actor.tenant_id,
+                name=name,
+                description=data.description,
+                base_role=data.base_role,
+                is_builtin=False,
+                permissions=permissions,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"a role named {name!r} exists", field="name") from exc
         await activity.record(
             conn,
             actor,
             "role.created",
             "role",
             role_id,
-            name=data.name,
+            name=name,
             base_role=data.base_role,
             permissions=permissions,
         )

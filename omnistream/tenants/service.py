@@ -9,12 +9,14 @@ from zoneinfo import available_timezones
 
 import asyncpg
 
-from omnistream.errors import BadRequest, Conflict
+from omnistream.errors import BadRequest, Conflict, not_found
 from omnistream.tenants import repository
 from omnistream.tenants.schemas import Tenant
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
-_TIMEZONES = frozenset(available_timezones())
+# "localtime" (the server's own zone), "Factory" and "posixrules" are files of the zone
+# database, not zones a tenant can mean.
+_TIMEZONES = frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
 
 
 def slugify(name: str) -> str:
@@ -47,6 +49,27 @@ async def create(conn: asyncpg.Connection, tenant_id: UUID, name: str, slug: str
 
 async def get_in(conn: asyncpg.Connection, tenant_id: UUID) -> Tenant | None:
     return await repository.get(conn, tenant_id)
+
+
+async def get_timezone(conn: asyncpg.Connection, tenant_id: UUID) -> str:
+    """The tenant's IANA zone, inside the caller's transaction."""
+    timezone = await repository.get_timezone(conn, tenant_id)
+    if timezone is None:
+        raise not_found("organisation")
+    return timezone
+
+
+async def set_timezone(conn: asyncpg.Connection, tenant_id: UUID, timezone: str) -> str:
+    """Validate and store the tenant's zone inside the caller's transaction (the caller logs it)."""
+    check_timezone(timezone)
+    if not await repository.set_timezone(conn, tenant_id, timezone):
+        raise not_found("organisation")
+    return timezone
+
+
+async def id_by_slug(conn: asyncpg.Connection, slug: str) -> UUID | None:
+    """An active tenant's id by slug; works in a transaction without a tenant (public pages)."""
+    return await repository.id_by_slug(conn, slug)
 
 
 async def _free_slug(conn: asyncpg.Connection, base: str) -> str:

@@ -222,3 +222,15 @@ CREATE FUNCTION tenants_with_expiration_rules() RETURNS SETOF uuid
   AS $$ SELECT DISTINCT tenant_id FROM chat_expiration_rules WHERE enabled $$;
 
 GRANT EXECUTE ON FUNCTION tenant_id_by_slug(text), tenants_with_expiration_rules() TO omnistream_app;
+
+-- Outbound messages still queued a while after they were written: their delivery job was lost
+-- (Redis restarted, a worker died) and the sweeper enqueues them again.
+CREATE FUNCTION queued_messages_due(p_older_than interval, p_limit integer)
+  RETURNS TABLE (tenant_id uuid, message_id uuid)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+  AS $$
+    SELECT tenant_id, id FROM messages
+     WHERE status = 'queued' AND direction = 'outbound' AND created_at < now() - p_older_than
+     ORDER BY created_at LIMIT p_limit
+  $$;
+GRANT EXECUTE ON FUNCTION queued_messages_due(interval, integer) TO omnistream_app;

@@ -79,3 +79,11 @@ SELECT u.id FROM users u JOIN roles r ON r.id = u.role_id
  WHERE u.tenant_id = :tenant_id AND u.deleted_at IS NULL AND u.status = 'active'
    AND r.is_builtin AND r.base_role = 'admin'
    FOR UPDATE OF u;
+
+-- name: lock_active_agent_ids
+-- The active agents among the ids, share-locked (in id order) so they cannot be suspended or
+-- deleted before the caller's transaction ends.
+SELECT id FROM users
+ WHERE tenant_id = :tenant_id AND id = ANY(:ids::uuid[]) AND deleted_at IS NULL AND status = 'active'
+ ORDER BY id
+   FOR SHARE;

@@ -32,6 +32,13 @@ UPDATE roles
        permissions = :permissions, updated_at = now()
  WHERE tenant_id = :tenant_id AND id = :id AND NOT is_builtin;
 
+-- name: release_role_of_deleted_agents!
+-- Deleted agents keep their rows for history; they fall back to the built-in agent role so
+-- that a role only they still name can be deleted.
+UPDATE users
+   SET role_id = (SELECT id FROM roles WHERE tenant_id = :tenant_id AND is_builtin AND base_role = 'agent')
+ WHERE tenant_id = :tenant_id AND role_id = :id AND deleted_at IS NOT NULL;
+
 -- name: delete_role!
 DELETE FROM roles WHERE tenant_id = :tenant_id AND id = :id AND NOT is_builtin;
 

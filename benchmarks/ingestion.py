@@ -1,0 +1,133 @@
+"""Inbound messages per second through the ingestion service, and a check of what it stored.
+
+python -m benchmarks.ingestion [--messages 10000] [--contacts 2000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from benchmarks._servers import BenchServers, servers
+from omnistream.auth import service as auth
+from omnistream.auth.schemas import RegisterRequest
+from omnistream.config import load_settings
+from omnistream.db import Database
+from omnistream.messages.schemas import InboundMessage
+from omnistream.messages.service import ingest_inbound
+from omnistream.security.passwords import use_cheap_hashing_for_tests
+
+
+async def _tenant(db: Database) -> UUID:
+    settings = load_settings(environ={}, jwt_secret="x" * 40)
+    session = await auth.register(
+        db,
+        settings,
+        RegisterRequest(
+            organization_name=f"Bench {uuid4().hex[:6]}",
+            name="Bench",
+            email=f"{uuid4().hex}@bench.test",
+            password="benchmark password",
+        ),
+        ip=None,
+        user_agent=None,
+        request_id=None,
+    )
+    return session.agent.tenant.id
+
+
+def _messages(tenant_id: UUID, count: int, contacts: int) -> list[InboundMessage]:
+    rng = random.Random(7)
+    senders = [f"62812{n:07d}" for n in range(contacts)]
+    # Every contact writes at least once, the rest at random: realistic bursts per thread.
+    order = senders + [rng.choice(senders) for _ in range(count - contacts)]
+    rng.shuffle(order)
+    return [
+        InboundMessage(
+            tenant_id=tenant_id,
+            channel="whatsapp",
+            external_id=sender,
+            provider_message_id=f"wamid.{i}",
+            text=f"message {i} about order {rng.randint(1, 10**6)}",
+            contact_name=f"Customer {sender}",
+        )
+        for i, sender in enumerate(order)
+    ]
+
+
+async def run(bench: BenchServers, count: int, contacts: int, concurrency: int) -> dict[str, float]:
+    use_cheap_hashing_for_tests()
+    if True:
+        db = await Database.connect(bench.app_url, min_size=concurrency, max_size=concurrency)
+        try:
+            tenant_id = await _tenant(db)
+            batch = _messages(tenant_id, count, contacts)
+            queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
+            for message in batch:
+                queue.put_nowait(message)
+
+            async def worker() -> None:
+                while not queue.empty():
+                    await ingest_inbound(db, queue.get_nowait())
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+            # Redelivery of a tenth of them must store nothing new.
+            duplicates = batch[: count // 10]
+            dup_started = time.perf_counter()
+            results = await asyncio.gather(*(ingest_inbound(db, m) for m in duplicates))
+            dup_elapsed = time.perf_counter() - dup_started
+            assert all(r.duplicate for r in results)
+        finally:
+            await db.close()
+        conn = await asyncpg.connect(bench.admin_url)
+        try:
+            stored = await conn.fetchrow(
+                """SELECT (SELECT count(*) FROM messages WHERE tenant_id = $1) AS messages,
+                          (SELECT count(*) FROM conversations WHERE tenant_id = $1) AS conversations,
+                          (SELECT count(*) FROM contacts WHERE tenant_id = $1) AS contacts,
+                          (SELECT count(*) FROM automation_events WHERE tenant_id = $1
+                              AND event_type = 'message_received_inbound') AS message_events,
+                          (SELECT count(*) FROM automation_events WHERE tenant_id = $1
+                              AND event_type = 'conversation_created') AS created_events,
+                          (SELECT sum(message_count) FROM conversations WHERE tenant_id = $1) AS counted""",
+                tenant_id,
+            )
+        finally:
+            await conn.close()
+    expected = {
+        "messages": count,
+        "conversations": contacts,
+        "contacts": contacts,
+        "message_events": count,
+        "created_events": contacts,
+        "counted": count,
+    }
+    problems = {k: (stored[k], v) for k, v in expected.items() if stored[k] != v}
+    print(f"ingestion: {count} messages from {contacts} contacts, concurrency {concurrency}")
+    print(f"  stored exactly as expected: {not problems}" + (f"  MISMATCH {problems}" if problems else ""))
+    print(f"  {count / elapsed:,.0f} messages/s ({elapsed * 1000 / count:.2f} ms each, {elapsed:.1f} s in all)")
+    print(f"  redelivered duplicates: {len(duplicates) / dup_elapsed:,.0f} messages/s, none stored again")
+    if problems:
+        raise SystemExit(1)
+    return {"messages_per_second": count / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--contacts", type=int, default=2_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    with servers() as bench:
+        asyncio.run(run(bench, args.messages, args.contacts, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

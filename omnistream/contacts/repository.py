@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from omnistream.contacts.schemas import Contact
+from omnistream.db import load_queries
+from omnistream.kit.pagination import ListParams
+from omnistream.kit.records import many, one
+
+queries = load_queries("contacts")
+
+
+async def get(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> Contact | None:
+    return one(await queries.get_contact(conn, tenant_id=tenant_id, id=contact_id), Contact)
+
+
+async def exists(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> bool:
+    return bool(await queries.contact_exists(conn, tenant_id=tenant_id, id=contact_id))
+
+
+async def list_page(
+    conn: asyncpg.Connection, tenant_id: UUID, params: ListParams, filters: dict[str, Any]
+) -> tuple[list[Contact], int]:
+    query = queries.list_contacts_desc if params.descending else queries.list_contacts_asc
+    rows = await query(conn, tenant_id=tenant_id, **filters, **params.sql_args())
+    total = await queries.count_contacts(conn, tenant_id=tenant_id, **filters)
+    return many(rows, Contact), total
+
+
+async def update(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID, **values: Any) -> bool:
+    return await queries.update_contact(conn, tenant_id=tenant_id, id=contact_id, **values) is not None
+
+
+async def resolve_identity(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    *,
+    channel: str,
+    external_id: str,
+    name: str | None,
+    phone: str | None,
+    email: str | None,
+    seen_at: datetime,
+) -> asyncpg.Record:
+    return await queries.resolve_identity(
+        conn,
+        tenant_id=tenant_id,
+        channel=channel,
+        external_id=external_id,
+        name=name,
+        phone=phone,
+        email=email,
+        seen_at=seen_at,
+    )
+
+
+async def identity_contact(conn: asyncpg.Connection, tenant_id: UUID, channel: str, external_id: str) -> UUID:
+    return await queries.identity_contact(conn, tenant_id=tenant_id, channel=channel, external_id=external_id)
+
+
+async def delete(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> None:
+    await queries.delete_contact(conn, tenant_id=tenant_id, id=contact_id)

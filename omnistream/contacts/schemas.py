@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from omnistream.kit.schema import Email, Input, Schema
+
+Channel = Literal["whatsapp", "messenger", "instagram", "email"]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[^\x00,]*\S[^\x00,]*$")]
+Tags = Annotated[list[Tag], msgspec.Meta(max_length=50)]
+Phone = Annotated[str, msgspec.Meta(min_length=3, max_length=32, pattern=r"^\+?[0-9 ()./-]{3,32}$")]
+AttributeKey = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+AttributeValue = Annotated[str, msgspec.Meta(max_length=2000)] | int | float | bool | None
+
+
+class ContactIdentity(Schema):
+    channel: Channel
+    external_id: str
+
+
+class Contact(Schema):
+    id: UUID
+    name: str
+    phone: str | None
+    email: str | None
+    tags: list[str]
+    custom_attributes: dict[str, Any]
+    identities: list[ContactIdentity]
+    last_seen_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactUpdate(Input):
+    name: Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^\x00]*$")] | msgspec.UnsetType = msgspec.UNSET
+    phone: Phone | msgspec.UnsetType | None = msgspec.UNSET
+    email: Email | msgspec.UnsetType | None = msgspec.UNSET
+    tags: Tags | msgspec.UnsetType = msgspec.UNSET
+    """Replaces the contact's tags (normalised: trimmed, lower-cased, de-duplicated)."""
+    custom_attributes: (
+        Annotated[dict[AttributeKey, AttributeValue], msgspec.Meta(max_length=100)] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    """Merged into the existing attributes; a key set to null is removed."""
+
+
+class ContactList(Schema):
+    contacts: list[Contact]
+    next_cursor: str | None
+    total: int

@@ -1,0 +1,92 @@
+"""Contacts: the customers, each reachable through one or more channel identities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from omnistream.activity import service as activity
+from omnistream.contacts import repository
+from omnistream.contacts.schemas import Contact, ContactList, ContactUpdate
+from omnistream.db import Database
+from omnistream.errors import not_found
+from omnistream.kit.pagination import ListParams, page_of
+from omnistream.security.principal import Actor
+
+
+def normalize_tags(tags: list[str]) -> list[str]:
+    """Trimmed, lower-case, de-duplicated, in first-seen order."""
+    return list(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
+
+
+async def resolve_identity(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    *,
+    channel: str,
+    external_id: str,
+    name: str | None,
+    phone: str | None,
+    email: str | None,
+    seen_at: datetime,
+) -> tuple[UUID, bool]:
+    """The contact behind a channel identity, created on first sight; returns (id, created)."""
+    row = await repository.resolve_identity(
+        conn, tenant_id, channel=channel, external_id=external_id, name=name, phone=phone, email=email, seen_at=seen_at
+    )
+    if row["existing_id"] is not None:
+        return row["existing_id"], False
+    if row["created_id"] is not None:
+        return row["created_id"], True
+    # A concurrent first sight of the same identity won: drop our contact, use theirs.
+    await repository.delete(conn, tenant_id, row["attempted_id"])
+    return await repository.identity_contact(conn, tenant_id, channel, external_id), False
+
+
+async def exists(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> bool:
+    return await repository.exists(conn, tenant_id, contact_id)
+
+
+async def get_in(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> Contact | None:
+    return await repository.get(conn, tenant_id, contact_id)
+
+
+async def list_contacts(db: Database, actor: Actor, params: ListParams, **filters: Any) -> ContactList:
+    if filters.get("tag"):
+        filters["tag"] = filters["tag"].strip().lower()
+    async with db.tenant(actor.tenant_id) as conn:
+        rows, total = await repository.list_page(conn, actor.tenant_id, params, filters)
+    rows, next_cursor = page_of(rows, params)
+    return ContactList(contacts=rows, next_cursor=next_cursor, total=total)
+
+
+async def get_contact(db: Database, actor: Actor, contact_id: UUID) -> Contact:
+    async with db.tenant(actor.tenant_id) as conn:
+        contact = await repository.get(conn, actor.tenant_id, contact_id)
+    if contact is None:
+        raise not_found("contact")
+    return contact
+
+
+async def update_contact(db: Database, actor: Actor, contact_id: UUID, data: ContactUpdate) -> Contact:
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    values: dict[str, Any] = {
+        "name": changes["name"].strip() if "name" in changes else None,
+        "set_phone": "phone" in changes,
+        "phone": changes.get("phone"),
+        "set_email": "email" in changes,
+        "email": changes["email"].lower() if changes.get("email") else None,
+        "tags": normalize_tags(changes["tags"]) if "tags" in changes else None,
+        "custom_attributes": changes.get("custom_attributes"),
+    }
+    async with db.tenant(actor.tenant_id) as conn:
+        if not await repository.update(conn, actor.tenant_id, contact_id, **values):
+            raise not_found("contact")
+        await activity.record(conn, actor, "contact.updated", "contact", contact_id, changes=changes)
+        contact = await repository.get(conn, actor.tenant_id, contact_id)
+    assert contact is not None
+    return contact

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from omnistream.conversations.schemas import Conversation
+from omnistream.db import load_queries
+from omnistream.kit.pagination import ListParams
+from omnistream.kit.records import many, one
+
+queries = load_queries("conversations")
+
+_LISTS = {
+    ("last_activity_at", True): queries.list_by_activity_desc,
+    ("last_activity_at", False): queries.list_by_activity_asc,
+    ("created_at", True): queries.list_by_created_desc,
+    ("created_at", False): queries.list_by_created_asc,
+}
+
+
+async def get(
+    conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, visibility: dict[str, Any]
+) -> Conversation | None:
+    row = await queries.get_conversation(conn, tenant_id=tenant_id, id=conversation_id, **visibility)
+    return one(row, Conversation)
+
+
+async def list_page(
+    conn: asyncpg.Connection, tenant_id: UUID, params: ListParams, sort_by: str, filters: dict[str, Any]
+) -> tuple[list[Conversation], int]:
+    rows = await _LISTS[(sort_by, params.descending)](conn, tenant_id=tenant_id, **filters, **params.sql_args())
+    total = await queries.count_conversations(conn, tenant_id=tenant_id, **filters)
+    return many(rows, Conversation), total
+
+
+async def lock(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID) -> asyncpg.Record | None:
+    return await queries.lock_conversation(conn, tenant_id=tenant_id, id=conversation_id)
+
+
+async def set_assignment(
+    conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, agent_id: UUID | None, division_id: UUID | None
+) -> None:
+    await queries.set_assignment(
+        conn, tenant_id=tenant_id, id=conversation_id, assigned_agent_id=agent_id, division_id=division_id
+    )
+
+
+async def set_status(
+    conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, status: str, changed_by: UUID | None
+) -> None:
+    await queries.set_status(conn, tenant_id=tenant_id, id=conversation_id, status=status, changed_by=changed_by)
+
+
+async def set_tags(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, tags: list[str]) -> None:
+    await queries.set_tags(conn, tenant_id=tenant_id, id=conversation_id, tags=tags)
+
+
+async def take_over(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, agent_id: UUID) -> None:
+    await queries.take_over(conn, tenant_id=tenant_id, id=conversation_id, agent_id=agent_id)
+
+
+async def mark_read(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, user_id: UUID) -> None:
+    await queries.mark_read(conn, tenant_id=tenant_id, id=conversation_id, user_id=user_id)
+
+
+async def open_thread(
+    conn: asyncpg.Connection, tenant_id: UUID, *, contact_id: UUID, channel: str, account_id: UUID | None, at: datetime
+) -> asyncpg.Record | None:
+    return await queries.open_thread(
+        conn, tenant_id=tenant_id, contact_id=contact_id, channel=channel, account_id=account_id, at=at
+    )
+
+
+async def record_inbound(
+    conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, at: datetime, preview: str
+) -> asyncpg.Record:
+    return await queries.record_inbound(conn, tenant_id=tenant_id, id=conversation_id, at=at, preview=preview)
+
+
+async def record_outbound(
+    conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, at: datetime, preview: str
+) -> None:
+    await queries.record_outbound(conn, tenant_id=tenant_id, id=conversation_id, at=at, preview=preview)
+
+
+async def expire_stale(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    *,
+    channel: str,
+    statuses: list[str],
+    idle_before: datetime,
+    changed_by: UUID | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    return await queries.expire_stale(
+        conn,
+        tenant_id=tenant_id,
+        channel=channel,
+        statuses=statuses,
+        idle_before=idle_before,
+        changed_by=changed_by,
+        limit=limit,
+    )
+
+
+async def event_snapshot(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID) -> asyncpg.Record:
+    return await queries.event_snapshot(conn, tenant_id=tenant_id, id=conversation_id)

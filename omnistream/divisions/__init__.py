@@ -1,0 +1,1 @@
+"""Divisions: teams of agents that conversations are routed to."""

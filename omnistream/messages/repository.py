@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from omnistream.db import load_queries
+from omnistream.kit.pagination import ListParams
+from omnistream.kit.records import many, one
+from omnistream.messages.schemas import ChatMessage, MessageSearchHit
+
+queries = load_queries("messages")
+
+
+async def get(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID) -> ChatMessage | None:
+    return one(await queries.get_message(conn, tenant_id=tenant_id, id=message_id), ChatMessage)
+
+
+async def list_page(
+    conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, params: ListParams
+) -> tuple[list[ChatMessage], int]:
+    query = queries.list_messages_desc if params.descending else queries.list_messages_asc
+    rows = await query(conn, tenant_id=tenant_id, conversation_id=conversation_id, **params.sql_args())
+    total = await queries.count_messages(conn, tenant_id=tenant_id, conversation_id=conversation_id)
+    return many(rows, ChatMessage), total
+
+
+async def find_by_provider_id(
+    conn: asyncpg.Connection, tenant_id: UUID, channel: str, provider_message_id: str
+) -> asyncpg.Record | None:
+    return await queries.find_by_provider_id(
+        conn, tenant_id=tenant_id, channel=channel, provider_message_id=provider_message_id
+    )
+
+
+async def insert_inbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> UUID | None:
+    return await queries.insert_inbound(conn, tenant_id=tenant_id, **values)
+
+
+async def insert_outbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> UUID:
+    return await queries.insert_outbound(conn, tenant_id=tenant_id, **values)
+
+
+async def claim_for_delivery(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID) -> asyncpg.Record | None:
+    return await queries.claim_for_delivery(conn, tenant_id=tenant_id, id=message_id)
+
+
+async def mark_sent(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID, provider_message_id: str) -> None:
+    await queries.mark_sent(conn, tenant_id=tenant_id, id=message_id, provider_message_id=provider_message_id)
+
+
+async def mark_failed(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID, code: str, message: str) -> None:
+    await queries.mark_failed(conn, tenant_id=tenant_id, id=message_id, error_code=code, error_message=message)
+
+
+async def queued_due(conn: asyncpg.Connection, older_than: timedelta, limit: int) -> list[asyncpg.Record]:
+    return await queries.queued_messages_due(conn, older_than=older_than, limit=limit)
+
+
+async def search(
+    conn: asyncpg.Connection, tenant_id: UUID, params: ListParams, filters: dict[str, Any]
+) -> tuple[list[MessageSearchHit], int]:
+    args = params.sql_args()
+    rows = await queries.search_messages(
+        conn, tenant_id=tenant_id, **filters, limit=params.per_page, offset=args["offset"]
+    )
+    total = await queries.count_search(conn, tenant_id=tenant_id, **filters)
+    return many(rows, MessageSearchHit), total

@@ -1,0 +1,262 @@
+"""Messages: ingestion of what customers send, sending replies, history and search."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import structlog
+from arq import ArqRedis
+
+from omnistream.activity import service as activity
+from omnistream.automation.service import Outbox
+from omnistream.contacts import service as contacts
+from omnistream.conversations import service as conversations
+from omnistream.db import Database
+from omnistream.errors import BadRequest, Conflict, Unprocessable
+from omnistream.kit.pagination import ListParams, page_of
+from omnistream.messages import repository
+from omnistream.messages.schemas import (
+    MEDIA_TYPES,
+    ChatMessage,
+    ChatMessageList,
+    InboundMessage,
+    IngestResult,
+    MessageSearchResult,
+    MessageSend,
+)
+from omnistream.security.principal import Actor
+
+log = structlog.get_logger(__name__)
+
+WHATSAPP_SESSION_WINDOW = timedelta(hours=24)
+DELIVERY_JOB = "deliver_message"
+
+
+def preview_of(message_type: str, text: str | None) -> str:
+    return (text or f"[{message_type}]")[:200]
+
+
+# ------------------------------------------------------------------ ingestion
+
+
+class _AlreadyStored(Exception):
+    """Raised inside the ingestion transaction to roll it back: another delivery stored the message first."""
+
+
+async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
+    """Store a customer's message and everything it implies, in one transaction.
+
+    Finds or creates the contact by its channel identity, finds, reopens or opens the
+    conversation, stores the message once per provider id (a redelivered webhook is a no-op
+    that returns the stored message), updates the conversation's counters, and writes the
+    automation events of all of it.
+    """
+    at = inbound.sent_at or datetime.now(UTC)
+    try:
+        async with db.tenant(inbound.tenant_id) as conn:
+            if inbound.provider_message_id:
+                stored = await repository.find_by_provider_id(
+                    conn, inbound.tenant_id, inbound.channel, inbound.provider_message_id
+                )
+                if stored is not None:
+                    return IngestResult(
+                        message_id=stored["id"], conversation_id=stored["conversation_id"], duplicate=True
+                    )
+            contact_id, contact_created = await contacts.resolve_identity(
+                conn,
+                inbound.tenant_id,
+                channel=inbound.channel,
+                external_id=inbound.external_id,
+                name=inbound.contact_name,
+                phone=inbound.contact_phone,
+                email=inbound.contact_email,
+                seen_at=at,
+            )
+            conversation_id, previous_status, created = await conversations.open_thread(
+                conn,
+                inbound.tenant_id,
+                contact_id=contact_id,
+                channel=inbound.channel,
+                account_id=inbound.account_id,
+                at=at,
+            )
+            message_id = await repository.insert_inbound(
+                conn,
+                inbound.tenant_id,
+                conversation_id=conversation_id,
+                channel=inbound.channel,
+                type=inbound.type,
+                text=inbound.text,
+                content=inbound.content,
+                provider_message_id=inbound.provider_message_id,
+                sent_at=at,
+            )
+            if message_id is None:
+                raise _AlreadyStored
+            current = await conversations.record_inbound(
+                conn, inbound.tenant_id, conversation_id, at, preview_of(inbound.type, inbound.text)
+            )
+            outbox = Outbox(inbound.tenant_id, source=inbound.source)
+            if created:
+                outbox.add(
+                    "conversation_created", conversation_id, contact_id, {**current, "contact_created": contact_created}
+                )
+            if previous_status != current["status"]:
+                outbox.add(
+                    "status_changed",
+                    conversation_id,
+                    contact_id,
+                    {
+                        **current,
+                        "previous_status": previous_status,
+                        "changed_by": None,
+                        "reason": "customer wrote again",
+                    },
+                )
+            outbox.add(
+                "message_received_inbound",
+                conversation_id,
+                contact_id,
+                {
+                    **current,
+                    "message": {
+                        "id": message_id,
+                        "type": inbound.type,
+                        "text": inbound.text,
+                        "provider_message_id": inbound.provider_message_id,
+                    },
+                },
+            )
+            event_ids = await outbox.write(conn)
+    except _AlreadyStored:
+        async with db.tenant(inbound.tenant_id) as conn:
+            stored = await repository.find_by_provider_id(
+                conn, inbound.tenant_id, inbound.channel, inbound.provider_message_id or ""
+            )
+        assert stored is not None
+        return IngestResult(message_id=stored["id"], conversation_id=stored["conversation_id"], duplicate=True)
+    return IngestResult(
+        message_id=message_id,
+        conversation_id=conversation_id,
+        duplicate=False,
+        contact_id=contact_id,
+        conversation_created=created,
+        event_ids=event_ids,
+    )
+
+
+# ------------------------------------------------------------------ agents' side
+
+
+async def list_messages(db: Database, actor: Actor, conversation_id: UUID, params: ListParams) -> ChatMessageList:
+    async with db.tenant(actor.tenant_id) as conn:
+        await conversations.require_visible(conn, actor, conversation_id)
+        rows, total = await repository.list_page(conn, actor.tenant_id, conversation_id, params)
+    rows, next_cursor = page_of(rows, params)
+    return ChatMessageList(messages=rows, next_cursor=next_cursor, total=total)
+
+
+def _content(data: MessageSend) -> dict[str, Any]:
+    """Check that the message carries what its type needs and nothing another type needs."""
+    needs = {
+        "media": data.type in MEDIA_TYPES,
+        "location": data.type == "location",
+        "template": data.type == "template",
+    }
+    for field, needed in needs.items():
+        present = getattr(data, field) is not None
+        if needed and not present:
+            raise BadRequest(f"a {data.type} message needs {field}", field=field)
+        if present and not needed:
+            raise BadRequest(f"{field} does not belong in a {data.type} message", field=field)
+    if data.type == "text" and data.text is None:
+        raise BadRequest("a text message needs text", field="text")
+    if data.type in ("location", "template", "audio") and data.text is not None:
+        raise BadRequest(f"a {data.type} message has no text", field="text")
+    for field in ("media", "location", "template"):
+        value = getattr(data, field)
+        if value is not None:
+            return {field: msgspec.to_builtins(value)}
+    return {}
+
+
+async def send_message(
+    db: Database, arq: ArqRedis, actor: Actor, conversation_id: UUID, data: MessageSend
+) -> ChatMessage:
+    content = _content(data)
+    now = datetime.now(UTC)
+    async with db.tenant(actor.tenant_id) as conn:
+        row = await conversations.lock_for_message(conn, actor, conversation_id)
+        if row["status"] in ("closed", "expired"):
+            raise Conflict(f"the conversation is {row['status']}; a new message from the contact opens a new one")
+        if (
+            row["channel"] == "whatsapp"
+            and data.type != "template"
+            and (row["last_inbound_at"] is None or now - row["last_inbound_at"] > WHATSAPP_SESSION_WINDOW)
+        ):
+            raise Unprocessable(
+                "WhatsApp allows free-form messages only within 24 hours of the customer's last message; "
+                'send an approved template instead (type "template")',
+                field="type",
+                code="whatsapp_session_expired",
+            )
+        message_id = await repository.insert_outbound(
+            conn,
+            actor.tenant_id,
+            conversation_id=conversation_id,
+            channel=row["channel"],
+            type=data.type,
+            text=data.text,
+            content=content,
+            sender_type="agent",
+            sender_agent_id=actor.user_id,
+        )
+        await conversations.record_outbound(
+            conn, actor.tenant_id, conversation_id, now, preview_of(data.type, data.text)
+        )
+        await activity.record(
+            conn, actor, "message.sent", "message", message_id, conversation_id=str(conversation_id), type=data.type
+        )
+        message = await repository.get(conn, actor.tenant_id, message_id)
+    assert message is not None
+    await enqueue_delivery(arq, actor.tenant_id, message_id)
+    return message
+
+
+async def enqueue_delivery(arq: ArqRedis, tenant_id: UUID, message_id: UUID) -> None:
+    """After commit: the row is the truth, the job only a nudge (the sweeper re-sends lost ones)."""
+    try:
+        await arq.enqueue_job(DELIVERY_JOB, str(tenant_id), str(message_id), _job_id=f"deliver:{message_id}")
+    except Exception as exc:
+        log.warning("delivery job not enqueued", message_id=str(message_id), error=str(exc))
+
+
+async def search_messages(
+    db: Database,
+    actor: Actor,
+    params: ListParams,
+    *,
+    q: str,
+    channel: str | None,
+    conversation_id: UUID | None,
+    direction: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+) -> MessageSearchResult:
+    if not q.strip():
+        raise BadRequest("q must contain a word to search for", field="q")
+    filters: dict[str, Any] = {
+        "q": q,
+        "channel": channel,
+        "conversation_id": conversation_id,
+        "direction": direction,
+        "created_from": created_from,
+        "created_to": created_to,
+    }
+    async with db.tenant(actor.tenant_id) as conn:
+        filters |= await conversations.visibility(conn, actor)
+        rows, total = await repository.search(conn, actor.tenant_id, params, filters)
+    return MessageSearchResult(messages=rows, next_cursor=None, total=total)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+from omnistream.kit.schema import Input, Schema
+
+NoteBody = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=r"^[^\x00]*\S[^\x00]*$")]
+
+
+class Note(Schema):
+    id: UUID
+    conversation_id: UUID
+    author_id: UUID
+    author_name: str
+    body: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class NoteCreate(Input):
+    body: NoteBody
+
+
+class NoteUpdate(Input):
+    body: NoteBody
+
+
+class NoteList(Schema):
+    notes: list[Note]
+    next_cursor: str | None
+    total: int

@@ -1,0 +1,105 @@
+-- name: get_contact^
+SELECT c.id, c.name, c.phone, c.email, c.tags, c.custom_attributes, c.last_seen_at, c.created_at, c.updated_at,
+       (SELECT coalesce(json_agg(json_build_object('channel', i.channel, 'external_id', i.external_id)
+                                 ORDER BY i.created_at), '[]')
+          FROM contact_identities i WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id) AS identities
+  FROM contacts c
+ WHERE c.tenant_id = :tenant_id AND c.id = :id;
+
+-- name: list_contacts_desc
+SELECT c.id, c.name, c.phone, c.email, c.tags, c.custom_attributes, c.last_seen_at, c.created_at, c.updated_at,
+       (SELECT coalesce(json_agg(json_build_object('channel', i.channel, 'external_id', i.external_id)
+                                 ORDER BY i.created_at), '[]')
+          FROM contact_identities i WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id) AS identities
+  FROM contacts c
+ WHERE c.tenant_id = :tenant_id
+   AND (:q::text IS NULL OR c.name ILIKE '%' || :q || '%' OR c.email ILIKE '%' || :q || '%'
+        OR c.phone ILIKE '%' || :q || '%')
+   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
+   AND (:channel::text IS NULL OR EXISTS (SELECT 1 FROM contact_identities i
+                                           WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id
+                                             AND i.channel = :channel))
+   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
+   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
+   AND (:cursor_at::timestamptz IS NULL OR (c.created_at, c.id) < (:cursor_at, :cursor_id::uuid))
+ ORDER BY c.created_at DESC, c.id DESC
+ LIMIT :limit OFFSET :offset;
+
+-- name: list_contacts_asc
+SELECT c.id, c.name, c.phone, c.email, c.tags, c.custom_attributes, c.last_seen_at, c.created_at, c.updated_at,
+       (SELECT coalesce(json_agg(json_build_object('channel', i.channel, 'external_id', i.external_id)
+                                 ORDER BY i.created_at), '[]')
+          FROM contact_identities i WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id) AS identities
+  FROM contacts c
+ WHERE c.tenant_id = :tenant_id
+   AND (:q::text IS NULL OR c.name ILIKE '%' || :q || '%' OR c.email ILIKE '%' || :q || '%'
+        OR c.phone ILIKE '%' || :q || '%')
+   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
+   AND (:channel::text IS NULL OR EXISTS (SELECT 1 FROM contact_identities i
+                                           WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id
+                                             AND i.channel = :channel))
+   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
+   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
+   AND (:cursor_at::timestamptz IS NULL OR (c.created_at, c.id) > (:cursor_at, :cursor_id::uuid))
+ ORDER BY c.created_at, c.id
+ LIMIT :limit OFFSET :offset;
+
+-- name: count_contacts$
+SELECT count(*) FROM contacts c
+ WHERE c.tenant_id = :tenant_id
+   AND (:q::text IS NULL OR c.name ILIKE '%' || :q || '%' OR c.email ILIKE '%' || :q || '%'
+        OR c.phone ILIKE '%' || :q || '%')
+   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
+   AND (:channel::text IS NULL OR EXISTS (SELECT 1 FROM contact_identities i
+                                           WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id
+                                             AND i.channel = :channel))
+   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
+   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to);
+
+-- name: update_contact$
+UPDATE contacts
+   SET name = COALESCE(:name, name),
+       phone = CASE WHEN :set_phone THEN :phone ELSE phone END,
+       email = CASE WHEN :set_email THEN :email ELSE email END,
+       tags = COALESCE(:tags, tags),
+       custom_attributes = jsonb_strip_nulls(custom_attributes || COALESCE(:custom_attributes::jsonb, '{}')),
+       updated_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = :id
+RETURNING id;
+
+-- name: resolve_identity^
+-- The contact behind a channel identity, created on first sight. A concurrent first sight
+-- loses the identity insert and returns nothing; the caller then reads the winner's row.
+WITH existing AS (
+  SELECT contact_id FROM contact_identities
+   WHERE tenant_id = :tenant_id AND channel = :channel AND external_id = :external_id
+), touched AS (
+  UPDATE contacts
+     SET last_seen_at = GREATEST(last_seen_at, :seen_at),
+         name = CASE WHEN name = '' THEN COALESCE(:name, '') ELSE name END
+   WHERE tenant_id = :tenant_id AND id = (SELECT contact_id FROM existing)
+  RETURNING id
+), new_contact AS (
+  INSERT INTO contacts (tenant_id, name, phone, email, last_seen_at)
+  SELECT :tenant_id, COALESCE(:name, ''), :phone, :email, :seen_at
+   WHERE NOT EXISTS (SELECT 1 FROM existing)
+  RETURNING id
+), new_identity AS (
+  INSERT INTO contact_identities (tenant_id, channel, external_id, contact_id)
+  SELECT :tenant_id, :channel, :external_id, id FROM new_contact
+  ON CONFLICT DO NOTHING
+  RETURNING contact_id
+)
+SELECT (SELECT contact_id FROM existing) AS existing_id,
+       (SELECT contact_id FROM new_identity) AS created_id,
+       (SELECT id FROM new_contact) AS attempted_id;
+
+-- name: identity_contact$
+SELECT contact_id FROM contact_identities
+ WHERE tenant_id = :tenant_id AND channel = :channel AND external_id = :external_id;
+
+-- name: delete_contact!
+DELETE FROM contacts WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: contact_exists$
+SELECT EXISTS (SELECT 1 FROM contacts WHERE tenant_id = :tenant_id AND id = :id);

@@ -1,0 +1,245 @@
+-- The list and detail shape: a conversation with its contact's summary.
+-- Visibility: supervisors and admins see all (see_all); agents see what is assigned to them,
+-- what is unassigned and in no division, and everything in their divisions.
+
+-- name: get_conversation^
+SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority,
+       c.handled_by, c.ai_agent_id, c.unread_count, c.message_count, c.last_message_at, c.last_message_preview,
+       c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
+       c.resolved_at, c.created_at, c.updated_at,
+       json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
+  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
+ WHERE c.tenant_id = :tenant_id AND c.id = :id
+   AND (:see_all OR c.assigned_agent_id = :viewer_id
+        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
+        OR c.division_id = ANY(:viewer_divisions::uuid[]));
+
+-- name: list_by_activity_desc
+SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority,
+       c.handled_by, c.ai_agent_id, c.unread_count, c.message_count, c.last_message_at, c.last_message_preview,
+       c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
+       c.resolved_at, c.created_at, c.updated_at,
+       json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
+  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
+ WHERE c.tenant_id = :tenant_id
+   AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
+   AND (:channel::text IS NULL OR c.channel = :channel)
+   AND (:assigned_agent_id::uuid IS NULL OR c.assigned_agent_id = :assigned_agent_id)
+   AND (NOT :unassigned OR c.assigned_agent_id IS NULL)
+   AND (:division_id::uuid IS NULL OR c.division_id = :division_id)
+   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
+   AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
+   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
+   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
+   AND (:q::text IS NULL OR k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
+        OR k.phone ILIKE '%' || :q || '%' OR c.last_message_preview ILIKE '%' || :q || '%')
+   AND (:see_all OR c.assigned_agent_id = :viewer_id
+        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
+        OR c.division_id = ANY(:viewer_divisions::uuid[]))
+   AND (:cursor_at::timestamptz IS NULL OR (c.last_activity_at, c.id) < (:cursor_at, :cursor_id::uuid))
+ ORDER BY c.last_activity_at DESC, c.id DESC
+ LIMIT :limit OFFSET :offset;
+
+-- name: list_by_activity_asc
+SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority,
+       c.handled_by, c.ai_agent_id, c.unread_count, c.message_count, c.last_message_at, c.last_message_preview,
+       c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
+       c.resolved_at, c.created_at, c.updated_at,
+       json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
+  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
+ WHERE c.tenant_id = :tenant_id
+   AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
+   AND (:channel::text IS NULL OR c.channel = :channel)
+   AND (:assigned_agent_id::uuid IS NULL OR c.assigned_agent_id = :assigned_agent_id)
+   AND (NOT :unassigned OR c.assigned_agent_id IS NULL)
+   AND (:division_id::uuid IS NULL OR c.division_id = :division_id)
+   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
+   AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
+   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
+   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
+   AND (:q::text IS NULL OR k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
+        OR k.phone ILIKE '%' || :q || '%' OR c.last_message_preview ILIKE '%' || :q || '%')
+   AND (:see_all OR c.assigned_agent_id = :viewer_id
+        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
+        OR c.division_id = ANY(:viewer_divisions::uuid[]))
+   AND (:cursor_at::timestamptz IS NULL OR (c.last_activity_at, c.id) > (:cursor_at, :cursor_id::uuid))
+ ORDER BY c.last_activity_at, c.id
+ LIMIT :limit OFFSET :offset;
+
+-- name: list_by_created_desc
+SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority,
+       c.handled_by, c.ai_agent_id, c.unread_count, c.message_count, c.last_message_at, c.last_message_preview,
+       c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
+       c.resolved_at, c.created_at, c.updated_at,
+       json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
+  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
+ WHERE c.tenant_id = :tenant_id
+   AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
+   AND (:channel::text IS NULL OR c.channel = :channel)
+   AND (:assigned_agent_id::uuid IS NULL OR c.assigned_agent_id = :assigned_agent_id)
+   AND (NOT :unassigned OR c.assigned_agent_id IS NULL)
+   AND (:division_id::uuid IS NULL OR c.division_id = :division_id)
+   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
+   AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
+   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
+   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
+   AND (:q::text IS NULL OR k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
+        OR k.phone ILIKE '%' || :q || '%' OR c.last_message_preview ILIKE '%' || :q || '%')
+   AND (:see_all OR c.assigned_agent_id = :viewer_id
+        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
+        OR c.division_id = ANY(:viewer_divisions::uuid[]))
+   AND (:cursor_at::timestamptz IS NULL OR (c.created_at, c.id) < (:cursor_at, :cursor_id::uuid))
+ ORDER BY c.created_at DESC, c.id DESC
+ LIMIT :limit OFFSET :offset;
+
+-- name: list_by_created_asc
+SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority,
+       c.handled_by, c.ai_agent_id, c.unread_count, c.message_count, c.last_message_at, c.last_message_preview,
+       c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
+       c.resolved_at, c.created_at, c.updated_at,
+       json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
+  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
+ WHERE c.tenant_id = :tenant_id
+   AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
+   AND (:channel::text IS NULL OR c.channel = :channel)
+   AND (:assigned_agent_id::uuid IS NULL OR c.assigned_agent_id = :assigned_agent_id)
+   AND (NOT :unassigned OR c.assigned_agent_id IS NULL)
+   AND (:division_id::uuid IS NULL OR c.division_id = :division_id)
+   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
+   AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
+   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
+   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
+   AND (:q::text IS NULL OR k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
+        OR k.phone ILIKE '%' || :q || '%' OR c.last_message_preview ILIKE '%' || :q || '%')
+   AND (:see_all OR c.assigned_agent_id = :viewer_id
+        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
+        OR c.division_id = ANY(:viewer_divisions::uuid[]))
+   AND (:cursor_at::timestamptz IS NULL OR (c.created_at, c.id) > (:cursor_at, :cursor_id::uuid))
+ ORDER BY c.created_at, c.id
+ LIMIT :limit OFFSET :offset;
+
+-- name: count_conversations$
+SELECT count(*)
+  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
+ WHERE c.tenant_id = :tenant_id
+   AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
+   AND (:channel::text IS NULL OR c.channel = :channel)
+   AND (:assigned_agent_id::uuid IS NULL OR c.assigned_agent_id = :assigned_agent_id)
+   AND (NOT :unassigned OR c.assigned_agent_id IS NULL)
+   AND (:division_id::uuid IS NULL OR c.division_id = :division_id)
+   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
+   AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
+   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
+   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
+   AND (:q::text IS NULL OR k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
+        OR k.phone ILIKE '%' || :q || '%' OR c.last_message_preview ILIKE '%' || :q || '%')
+   AND (:see_all OR c.assigned_agent_id = :viewer_id
+        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
+        OR c.division_id = ANY(:viewer_divisions::uuid[]));
+
+-- name: lock_conversation^
+-- The row a change is about to modify, locked so concurrent changes apply one after another.
+SELECT id, contact_id, channel, account_id, status, assigned_agent_id, division_id, tags, handled_by,
+       ai_agent_id, last_inbound_at
+  FROM conversations
+ WHERE tenant_id = :tenant_id AND id = :id
+   FOR UPDATE;
+
+-- name: set_assignment!
+UPDATE conversations
+   SET assigned_agent_id = :assigned_agent_id, division_id = :division_id, updated_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: set_status!
+UPDATE conversations
+   SET status = :status,
+       status_changed_at = clock_timestamp(),
+       status_changed_by = :changed_by,
+       resolved_at = CASE WHEN :status = 'resolved' THEN clock_timestamp() ELSE resolved_at END,
+       unread_count = CASE WHEN :status IN ('resolved', 'closed') THEN 0 ELSE unread_count END,
+       updated_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: set_tags!
+UPDATE conversations SET tags = :tags, updated_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: take_over!
+UPDATE conversations
+   SET assigned_agent_id = :agent_id, handled_by = 'human', ai_agent_id = NULL, updated_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: mark_read!
+WITH reset AS (
+  UPDATE conversations SET unread_count = 0
+   WHERE tenant_id = :tenant_id AND id = :id AND unread_count <> 0
+)
+INSERT INTO conversation_reads (tenant_id, conversation_id, user_id, last_read_at)
+VALUES (:tenant_id, :id, :user_id, clock_timestamp())
+ON CONFLICT (conversation_id, user_id) DO UPDATE SET last_read_at = EXCLUDED.last_read_at;
+
+-- name: open_thread^
+-- The live conversation of a contact on a channel and account, opened if there is none.
+-- A concurrent opener loses the insert (the live-thread unique index) and returns nothing;
+-- the caller then tries again and finds the winner's conversation.
+WITH live AS (
+  SELECT id, status FROM conversations
+   WHERE tenant_id = :tenant_id AND contact_id = :contact_id AND channel = :channel
+     AND account_id IS NOT DISTINCT FROM :account_id::uuid AND status IN ('open', 'pending', 'resolved')
+   FOR UPDATE
+), created AS (
+  INSERT INTO conversations (tenant_id, contact_id, channel, account_id, last_activity_at, created_at)
+  SELECT :tenant_id, :contact_id, :channel, :account_id::uuid, :at, :at
+   WHERE NOT EXISTS (SELECT 1 FROM live)
+  ON CONFLICT DO NOTHING
+  RETURNING id, status
+)
+SELECT id, status, false AS created FROM live
+UNION ALL
+SELECT id, status, true AS created FROM created;
+
+-- name: record_inbound^
+-- Counters after an inbound message; a resolved conversation reopens. Returns the event snapshot.
+UPDATE conversations
+   SET message_count = message_count + 1,
+       unread_count = unread_count + 1,
+       last_message_at = GREATEST(last_message_at, :at),
+       last_inbound_at = GREATEST(last_inbound_at, :at),
+       last_activity_at = GREATEST(last_activity_at, :at),
+       last_message_preview = CASE WHEN last_message_at IS NULL OR :at >= last_message_at
+                                   THEN :preview ELSE last_message_preview END,
+       status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END,
+       status_changed_at = CASE WHEN status = 'resolved' THEN clock_timestamp() ELSE status_changed_at END,
+       status_changed_by = CASE WHEN status = 'resolved' THEN NULL ELSE status_changed_by END,
+       updated_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = :id
+RETURNING id, contact_id, channel, account_id, status, assigned_agent_id, division_id, tags, priority, handled_by;
+
+-- name: record_outbound!
+UPDATE conversations
+   SET message_count = message_count + 1,
+       last_message_at = :at,
+       last_outbound_at = :at,
+       last_activity_at = :at,
+       last_message_preview = :preview,
+       updated_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: expire_stale
+-- Conversations on a channel idle for longer than the rule allows become expired.
+UPDATE conversations c
+   SET status = 'expired', status_changed_at = clock_timestamp(), status_changed_by = :changed_by,
+       updated_at = clock_timestamp()
+  FROM (SELECT id, status AS previous_status FROM conversations
+         WHERE tenant_id = :tenant_id AND channel = :channel AND status = ANY(:statuses::text[])
+           AND last_activity_at < :idle_before
+         ORDER BY last_activity_at
+         LIMIT :limit
+           FOR UPDATE SKIP LOCKED) stale
+ WHERE c.id = stale.id
+RETURNING c.id, c.contact_id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags,
+          c.priority, c.handled_by, stale.previous_status;
+
+-- name: event_snapshot^
+SELECT id, contact_id, channel, account_id, status, assigned_agent_id, division_id, tags, priority, handled_by
+  FROM conversations WHERE tenant_id = :tenant_id AND id = :id;

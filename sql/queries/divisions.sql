@@ -1,0 +1,129 @@
+-- Divisions (teams of agents) and their members. A member whose agent was deleted keeps
+-- its row until the user row goes, but is never shown or counted.
+
+-- name: get_division^
+SELECT d.id, d.name, d.description, d.created_at, d.updated_at,
+       (SELECT count(*) FROM division_agents da JOIN users u ON u.id = da.user_id
+         WHERE da.tenant_id = d.tenant_id AND da.division_id = d.id AND u.deleted_at IS NULL) AS agent_count
+  FROM divisions d
+ WHERE d.tenant_id = :tenant_id AND d.id = :id;
+
+-- name: list_divisions_desc
+SELECT d.id, d.name, d.description, d.created_at, d.updated_at,
+       (SELECT count(*) FROM division_agents da JOIN users u ON u.id = da.user_id
+         WHERE da.tenant_id = d.tenant_id AND da.division_id = d.id AND u.deleted_at IS NULL) AS agent_count
+  FROM divisions d
+ WHERE d.tenant_id = :tenant_id
+   AND (:q::text IS NULL OR strpos(lower(d.name), lower(:q)) > 0 OR strpos(lower(d.description), lower(:q)) > 0)
+   AND (:cursor_at::timestamptz IS NULL OR (d.created_at, d.id) < (:cursor_at, :cursor_id::uuid))
+ ORDER BY d.created_at DESC, d.id DESC
+ LIMIT :limit OFFSET :offset;
+
+-- name: list_divisions_asc
+SELECT d.id, d.name, d.description, d.created_at, d.updated_at,
+       (SELECT count(*) FROM division_agents da JOIN users u ON u.id = da.user_id
+         WHERE da.tenant_id = d.tenant_id AND da.division_id = d.id AND u.deleted_at IS NULL) AS agent_count
+  FROM divisions d
+ WHERE d.tenant_id = :tenant_id
+   AND (:q::text IS NULL OR strpos(lower(d.name), lower(:q)) > 0 OR strpos(lower(d.description), lower(:q)) > 0)
+   AND (:cursor_at::timestamptz IS NULL OR (d.created_at, d.id) > (:cursor_at, :cursor_id::uuid))
+ ORDER BY d.created_at, d.id
+ LIMIT :limit OFFSET :offset;
+
+-- name: count_divisions$
+SELECT count(*) FROM divisions d
+ WHERE d.tenant_id = :tenant_id
+   AND (:q::text IS NULL OR strpos(lower(d.name), lower(:q)) > 0 OR strpos(lower(d.description), lower(:q)) > 0);
+
+-- name: division_name_taken$
+SELECT EXISTS (SELECT 1 FROM divisions
+                WHERE tenant_id = :tenant_id AND lower(name) = lower(:name)
+                  AND id IS DISTINCT FROM :except_id::uuid);
+
+-- name: insert_division<!
+INSERT INTO divisions (tenant_id, name, description)
+VALUES (:tenant_id, :name, :description)
+RETURNING id;
+
+-- name: update_division$
+UPDATE divisions
+   SET name = COALESCE(:name, name),
+       description = COALESCE(:description, description),
+       updated_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = :id
+RETURNING id;
+
+-- name: lock_division^
+-- Taken before the members of a division change, so concurrent changes (and a delete) queue.
+SELECT id, name FROM divisions WHERE tenant_id = :tenant_id AND id = :id FOR UPDATE;
+
+-- name: touch_division!
+UPDATE divisions SET updated_at = clock_timestamp() WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: delete_division^
+DELETE FROM divisions WHERE tenant_id = :tenant_id AND id = :id
+RETURNING id, name;
+
+-- name: add_division_agents
+-- The members actually added: agents already in the division are left as they are.
+INSERT INTO division_agents (tenant_id, division_id, user_id)
+SELECT :tenant_id, :division_id, user_id FROM unnest(:user_ids::uuid[]) AS ids (user_id)
+    ON CONFLICT (division_id, user_id) DO NOTHING
+RETURNING user_id;
+
+-- name: remove_division_agents
+DELETE FROM division_agents
+ WHERE tenant_id = :tenant_id AND division_id = :division_id AND user_id = ANY(:user_ids::uuid[])
+RETURNING user_id;
+
+-- name: division_members
+-- Every member, by name: the agents shown with a single division.
+SELECT u.id, u.name, u.email, r.name AS role, u.status, u.online_status, da.created_at AS added_at
+  FROM division_agents da
+  JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
+  JOIN roles r ON r.id = u.role_id
+ WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
+ ORDER BY lower(u.name), u.id;
+
+-- name: list_division_agents_desc
+SELECT u.id, u.name, u.email, r.name AS role, u.status, u.online_status, da.created_at AS added_at
+  FROM division_agents da
+  JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
+  JOIN roles r ON r.id = u.role_id
+ WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
+   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0)
+   AND (:cursor_at::timestamptz IS NULL OR (da.created_at, u.id) < (:cursor_at, :cursor_id::uuid))
+ ORDER BY da.created_at DESC, u.id DESC
+ LIMIT :limit OFFSET :offset;
+
+-- name: list_division_agents_asc
+SELECT u.id, u.name, u.email, r.name AS role, u.status, u.online_status, da.created_at AS added_at
+  FROM division_agents da
+  JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
+  JOIN roles r ON r.id = u.role_id
+ WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
+   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0)
+   AND (:cursor_at::timestamptz IS NULL OR (da.created_at, u.id) > (:cursor_at, :cursor_id::uuid))
+ ORDER BY da.created_at, u.id
+ LIMIT :limit OFFSET :offset;
+
+-- name: count_division_agents$
+SELECT count(*)
+  FROM division_agents da JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
+ WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
+   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0);
+
+-- name: agent_division_ids
+SELECT da.division_id
+  FROM division_agents da JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
+ WHERE da.tenant_id = :tenant_id AND da.user_id = :user_id AND u.deleted_at IS NULL
+ ORDER BY da.division_id;
+
+-- name: division_exists$
+SELECT EXISTS (SELECT 1 FROM divisions WHERE tenant_id = :tenant_id AND id = :id);
+
+-- name: is_division_member$
+SELECT EXISTS (SELECT 1
+                 FROM division_agents da JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
+                WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND da.user_id = :user_id
+                  AND u.deleted_at IS NULL);

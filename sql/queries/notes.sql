@@ -1,0 +1,34 @@
+-- name: get_note^
+SELECT n.id, n.conversation_id, n.author_id, u.name AS author_name, n.body, n.created_at, n.updated_at
+  FROM notes n JOIN users u ON u.id = n.author_id
+ WHERE n.tenant_id = :tenant_id AND n.id = :id;
+
+-- name: list_notes_desc
+SELECT n.id, n.conversation_id, n.author_id, u.name AS author_name, n.body, n.created_at, n.updated_at
+  FROM notes n JOIN users u ON u.id = n.author_id
+ WHERE n.tenant_id = :tenant_id AND n.conversation_id = :conversation_id
+   AND (:cursor_at::timestamptz IS NULL OR (n.created_at, n.id) < (:cursor_at, :cursor_id::uuid))
+ ORDER BY n.created_at DESC, n.id DESC
+ LIMIT :limit OFFSET :offset;
+
+-- name: list_notes_asc
+SELECT n.id, n.conversation_id, n.author_id, u.name AS author_name, n.body, n.created_at, n.updated_at
+  FROM notes n JOIN users u ON u.id = n.author_id
+ WHERE n.tenant_id = :tenant_id AND n.conversation_id = :conversation_id
+   AND (:cursor_at::timestamptz IS NULL OR (n.created_at, n.id) > (:cursor_at, :cursor_id::uuid))
+ ORDER BY n.created_at, n.id
+ LIMIT :limit OFFSET :offset;
+
+-- name: count_notes$
+SELECT count(*) FROM notes WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id;
+
+-- name: insert_note<!
+INSERT INTO notes (tenant_id, conversation_id, author_id, body)
+VALUES (:tenant_id, :conversation_id, :author_id, :body)
+RETURNING id;
+
+-- name: update_note!
+UPDATE notes SET body = :body, updated_at = clock_timestamp() WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: delete_note!
+DELETE FROM notes WHERE tenant_id = :tenant_id AND id = :id;

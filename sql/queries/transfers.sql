@@ -1,0 +1,32 @@
+-- name: insert_transfer<!
+INSERT INTO transfers (tenant_id, conversation_id, from_agent_id, to_agent_id, from_division_id, to_division_id,
+                       reason, transferred_by)
+VALUES (:tenant_id, :conversation_id, :from_agent_id, :to_agent_id, :from_division_id, :to_division_id,
+        :reason, :transferred_by)
+RETURNING id;
+
+-- name: get_transfer^
+SELECT id, conversation_id, from_agent_id, to_agent_id, from_division_id, to_division_id, reason, transferred_by,
+       created_at
+  FROM transfers WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: list_transfers_desc
+SELECT id, conversation_id, from_agent_id, to_agent_id, from_division_id, to_division_id, reason, transferred_by,
+       created_at
+  FROM transfers
+ WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id
+   AND (:cursor_at::timestamptz IS NULL OR (created_at, id) < (:cursor_at, :cursor_id::uuid))
+ ORDER BY created_at DESC, id DESC
+ LIMIT :limit OFFSET :offset;
+
+-- name: list_transfers_asc
+SELECT id, conversation_id, from_agent_id, to_agent_id, from_division_id, to_division_id, reason, transferred_by,
+       created_at
+  FROM transfers
+ WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id
+   AND (:cursor_at::timestamptz IS NULL OR (created_at, id) > (:cursor_at, :cursor_id::uuid))
+ ORDER BY created_at, id
+ LIMIT :limit OFFSET :offset;
+
+-- name: count_transfers$
+SELECT count(*) FROM transfers WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id;

@@ -1,0 +1,206 @@
+"""Row-level security: PostgreSQL itself keeps tenants apart, even from a query without a tenant filter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from omnistream.config import Settings
+from omnistream.db import APP_ROLE
+from tests.conftest import Tenant, create_agent
+
+
+@pytest.fixture
+async def app_conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the application's role, exactly as the app's pool makes them."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def admin_conn(database: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the schema owner (superuser), for looking at the catalogue."""
+    conn = await asyncpg.connect(database)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def as_tenant(conn: asyncpg.Connection, tenant_id: str) -> None:
+    await conn.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_id)
+
+
+async def execute_as(conn: asyncpg.Connection, tenant_id: str | None, sql: str, *args: object) -> str:
+    async with conn.transaction():
+        if tenant_id is not None:
+            await as_tenant(conn, tenant_id)
+        return await conn.execute(sql, *args)
+
+
+async def test_app_connects_as_the_app_role(app_conn: asyncpg.Connection) -> None:
+    assert await app_conn.fetchval("SELECT current_user") == APP_ROLE
+
+
+async def test_queries_without_a_tenant_filter_see_only_the_current_tenant(
+    client: AsyncTestClient, tenant: Tenant, other_tenant: Tenant, app_conn: asyncpg.Connection
+) -> None:
+    ours = await create_agent(client, tenant)
+    theirs = await create_agent(client, other_tenant)
+
+    async with app_conn.transaction():
+        await as_tenant(app_conn, tenant.id)
+        emails = {r["email"] for r in await app_conn.fetch("SELECT email FROM users")}
+        assert emails == {tenant.admin_email, ours["email"]}
+        tenants = await app_conn.fetch("SELECT id FROM tenants")
+        assert [str(r["id"]) for r in tenants] == [tenant.id]
+        role_tenants = {str(r["tenant_id"]) for r in await app_conn.fetch("SELECT tenant_id FROM roles")}
+        assert role_tenants == {tenant.id}
+        assert {str(r["tenant_id"]) for r in await app_conn.fetch("SELECT tenant_id FROM sessions")} == {tenant.id}
+        logged = {str(r["tenant_id"]) for r in await app_conn.fetch("SELECT tenant_id FROM activity_logs")}
+        assert logged == {tenant.id}
+        # Even naming the other tenant's rows outright finds nothing.
+        assert await app_conn.fetchval("SELECT count(*) FROM users WHERE id = $1", UUID(theirs["id"])) == 0
+        assert await app_conn.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1", UUID(other_tenant.id)) == 0
+
+    async with app_conn.transaction():
+        await as_tenant(app_conn, other_tenant.id)
+        emails = {r["email"] for r in await app_conn.fetch("SELECT email FROM users")}
+        assert emails == {other_tenant.admin_email, theirs["email"]}
+
+
+async def test_the_tenant_setting_ends_with_the_transaction(
+    client: AsyncTestClient, tenant: Tenant, app_conn: asyncpg.Connection
+) -> None:
+    async with app_conn.transaction():
+        await as_tenant(app_conn, tenant.id)
+        assert await app_conn.fetchval("SELECT count(*) FROM users") == 1
+    # A pooled connection handed to the next request carries no tenant over.
+    assert await app_conn.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_no_tenant_set_sees_nothing(
+    client: AsyncTestClient, tenant: Tenant, other_tenant: Tenant, app_conn: asyncpg.Connection
+) -> None:
+    for table in ("users", "tenants", "roles", "sessions", "api_keys", "activity_logs"):
+        assert await app_conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+    async with app_conn.transaction():
+        await as_tenant(app_conn, "")
+        assert await app_conn.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_writes_into_another_tenant_are_refused(
+    client: AsyncTestClient, tenant: Tenant, other_tenant: Tenant, app_conn: asyncpg.Connection, database: str
+) -> None:
+    plant = "INSERT INTO roles (tenant_id, name, base_role) VALUES ($1, 'Planted', 'admin')"
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+        await execute_as(app_conn, tenant.id, plant, UUID(other_tenant.id))
+    # Moving one's own row into another tenant is refused as well.
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+        await execute_as(
+            app_conn, tenant.id, "UPDATE roles SET tenant_id = $1 WHERE name = 'Agent'", UUID(other_tenant.id)
+        )
+    # And with no tenant set, nothing can be written at all.
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+        await execute_as(app_conn, None, plant, UUID(other_tenant.id))
+
+    async with app_conn.transaction():
+        await as_tenant(app_conn, tenant.id)
+        # Updates and deletes aimed at the other tenant touch nothing.
+        assert await app_conn.execute("UPDATE users SET name = 'Pwned'") == "UPDATE 1"
+        assert await app_conn.execute("DELETE FROM activity_logs WHERE tenant_id = $1", UUID(other_tenant.id)) == (
+            "DELETE 0"
+        )
+        await app_conn.execute("UPDATE users SET name = 'Ada Admin'")
+
+    owner = await asyncpg.connect(database)
+    try:
+        names = await owner.fetch("SELECT name FROM roles WHERE tenant_id = $1 ORDER BY name", UUID(other_tenant.id))
+        assert [r["name"] for r in names] == ["Admin", "Agent", "Supervisor"]
+        their_admin = await owner.fetchval("SELECT name FROM users WHERE id = $1", UUID(other_tenant.admin_id))
+        assert their_admin == "Ada Admin"
+        assert await owner.fetchval("SELECT count(*) FROM activity_logs WHERE tenant_id = $1", UUID(other_tenant.id))
+    finally:
+        await owner.close()
+    # Through the API, the other tenant is untouched.
+    response = await client.get("/api/roles", headers=other_tenant.headers)
+    assert {r["name"] for r in response.json()["roles"]} == {"Agent", "Supervisor", "Admin"}
+
+
+async def test_every_tenant_table_has_row_level_security(admin_conn: asyncpg.Connection) -> None:
+    tables = await admin_conn.fetch(
+        """SELECT c.oid, c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner) AS owner
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+              AND EXISTS (SELECT 1 FROM pg_attribute a
+                           WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)"""
+    )
+    names = {t["relname"] for t in tables}
+    assert {"roles", "users", "sessions", "api_keys", "activity_logs"} <= names
+    problems = []
+    for table in tables:
+        if not table["relrowsecurity"]:
+            problems.append(f"{table['relname']}: row-level security is off")
+        # The owner bypasses its own table's policies unless they are forced.
+        if table["owner"] == APP_ROLE and not table["relforcerowsecurity"]:
+            problems.append(f"{table['relname']}: owned by the app role without FORCE ROW LEVEL SECURITY")
+        policies = await admin_conn.fetch(
+            """SELECT polname, polcmd::text AS polcmd, polpermissive, pg_get_expr(polqual, polrelid) AS using_expr,
+                      pg_get_expr(polwithcheck, polrelid) AS check_expr, polroles::regrole[]::text[] AS roles
+                 FROM pg_policy WHERE polrelid = $1""",
+            table["oid"],
+        )
+        if not policies:
+            problems.append(f"{table['relname']}: no policy")
+            continue
+        restrictive_all = [p for p in policies if p["polcmd"] == "*" and "tenant_id" in (p["using_expr"] or "")]
+        if not restrictive_all:
+            problems.append(f"{table['relname']}: no policy for every command that compares tenant_id")
+        for policy in policies:
+            if policy["polpermissive"] and "tenant_id" not in (policy["using_expr"] or ""):
+                problems.append(f"{table['relname']}.{policy['polname']}: a permissive policy ignores tenant_id")
+            if policy["polcmd"] in ("*", "a", "w") and policy["check_expr"] is None and policy["using_expr"] is None:
+                problems.append(f"{table['relname']}.{policy['polname']}: writes are not checked")
+    assert not problems, "\n".join(problems)
+
+
+async def test_tenants_table_is_isolated_too(admin_conn: asyncpg.Connection) -> None:
+    row = await admin_conn.fetchrow("SELECT relrowsecurity FROM pg_class WHERE oid = 'public.tenants'::regclass")
+    assert row["relrowsecurity"]
+    assert await admin_conn.fetchval("SELECT count(*) FROM pg_policy WHERE polrelid = 'public.tenants'::regclass")
+
+
+async def test_app_role_cannot_bypass_row_level_security(
+    admin_conn: asyncpg.Connection, app_conn: asyncpg.Connection
+) -> None:
+    role = await admin_conn.fetchrow(
+        "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = $1", APP_ROLE
+    )
+    assert role is not None
+    assert role["rolsuper"] is False
+    assert role["rolbypassrls"] is False
+    assert role["rolcreaterole"] is False
+    # Nor through a role it is a member of.
+    inherited = await admin_conn.fetchval(
+        """SELECT count(*) FROM pg_roles r
+            WHERE pg_has_role($1, r.oid, 'USAGE') AND (r.rolsuper OR r.rolbypassrls)""",
+        APP_ROLE,
+    )
+    assert inherited == 0
+    # Seen from the app's own connection, and it cannot switch policies off.
+    assert (
+        await app_conn.fetchval("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user") is False
+    )
+    assert await app_conn.fetchval("SELECT current_setting('row_security')") == "on"
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await app_conn.execute("ALTER TABLE users DISABLE ROW LEVEL SECURITY")
+    # The migration ledger is out of its reach.
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await app_conn.fetch("SELECT * FROM schema_migrations")
