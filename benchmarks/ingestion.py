@@ -12,6 +12,7 @@ import time
 from uuid import UUID, uuid4
 
 import asyncpg
+import uvloop
 
 from benchmarks._servers import BenchServers, servers
 from omnistream.auth import service as auth
@@ -126,7 +127,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     with servers() as bench:
-        asyncio.run(run(bench, args.messages, args.contacts, args.concurrency))
+        uvloop.run(run(bench, args.messages, args.contacts, args.concurrency))
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def _outside_auth(*middleware: DefineMiddleware) -> Callable[[AppConfig], AppCon
     return hook
 
 
-def _request_id_on_every_response(message: Message, scope: Scope) -> None:
+async def _request_id_on_every_response(message: Message, scope: Scope) -> None:
     """Responses made outside the route middleware (no such route, refused authentication) get an
     X-Request-ID too: the one already chosen, else the client's if valid, else a fresh one."""
     if message["type"] != "http.response.start":

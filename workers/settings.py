@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from arq import cron
+from arq import cron, func
 from arq.connections import RedisSettings
 
 from omnistream.auth.tasks import purge_ended_sessions
 from omnistream.config import Settings, load_settings
 from omnistream.conversations.tasks import expire_stale_conversations
 from omnistream.db import Database
-from omnistream.messages.tasks import deliver_message, sweep_queued_messages
+from omnistream.messages.tasks import MAX_ATTEMPTS, deliver_message, sweep_queued_messages
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -27,7 +27,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions: list[Any] = [deliver_message]
+    # arq stops a job after max_tries (5 by default): delivery must get all of its attempts.
+    functions: list[Any] = [func(deliver_message, max_tries=MAX_ATTEMPTS)]
     cron_jobs = [
         cron(purge_ended_sessions, minute={17}, run_at_startup=False),
         cron(sweep_queued_messages, second={30}, run_at_startup=True),

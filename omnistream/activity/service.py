@@ -54,7 +54,7 @@ async def list_logs(
     if created_from and created_to and created_from > created_to:
         raise BadRequest("created_from must not be after created_to", field="created_from")
     filters = repository.filters(actor_id, action, object_type, object_id, created_from, created_to)
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         rows, total = await repository.list_page(conn, actor.tenant_id, params, filters)
     rows, next_cursor = page_of(rows, params)
     return ActivityLogList(activity_logs=rows, next_cursor=next_cursor, total=total)

@@ -53,14 +53,14 @@ async def touch_last_seen(conn: asyncpg.Connection, tenant_id: UUID, agent_id: U
 
 
 async def list_agents(db: Database, actor: Actor, params: ListParams, **filters: Any) -> AgentList:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         rows, total = await repository.list_page(conn, actor.tenant_id, params, filters)
     rows, next_cursor = page_of(rows, params)
     return AgentList(agents=rows, next_cursor=next_cursor, total=total)
 
 
 async def get_agent(db: Database, actor: Actor, agent_id: UUID) -> Agent:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         agent = await repository.get(conn, actor.tenant_id, agent_id)
     if agent is None:
         raise not_found("agent")
@@ -133,6 +133,7 @@ async def update_agent(db: Database, actor: Actor, agent_id: UUID, data: AgentUp
             logged["password"] = "changed"
         await activity.record(conn, actor, "agent.updated", "agent", agent_id, changes=logged)
         agent = await repository.get(conn, actor.tenant_id, agent_id)
+    sessions.forget_tenant(actor.tenant_id)
     assert agent is not None
     return agent
 
@@ -163,3 +164,4 @@ async def delete_agent(db: Database, actor: Actor, agent_id: UUID) -> None:
         await sessions.revoke_all_for_user(conn, actor.tenant_id, agent_id)
         await api_keys.revoke_all_for_user(conn, actor.tenant_id, agent_id)
         await activity.record(conn, actor, "agent.deleted", "agent", agent_id, email=agent.email)
+    sessions.forget_tenant(actor.tenant_id)

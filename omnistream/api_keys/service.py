@@ -11,6 +11,7 @@ import msgspec
 from omnistream.activity import service as activity
 from omnistream.api_keys import repository
 from omnistream.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList
+from omnistream.auth import sessions
 from omnistream.db import Database
 from omnistream.errors import BadRequest, Forbidden, not_found
 from omnistream.security.api_keys import generate_key
@@ -19,7 +20,7 @@ from omnistream.security.principal import Actor
 
 
 async def list_keys(db: Database, actor: Actor, include_revoked: bool) -> ApiKeyList:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         keys = await repository.list_for_user(conn, actor.tenant_id, actor.user_id, include_revoked)
     return ApiKeyList(api_keys=keys, next_cursor=None, total=len(keys))
 
@@ -64,6 +65,7 @@ async def revoke_key(db: Database, actor: Actor, key_id: UUID) -> None:
         if not await repository.revoke(conn, actor.tenant_id, actor.user_id, key_id):
             raise not_found("API key")
         await activity.record(conn, actor, "api_key.revoked", "api_key", key_id)
+    sessions.forget_tenant(actor.tenant_id)
 
 
 async def revoke_all_for_user(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID) -> None:

@@ -103,6 +103,7 @@ async def logout(db: Database, actor: Actor) -> None:
     async with db.tenant(actor.tenant_id) as conn:
         await sessions.revoke(conn, actor.tenant_id, actor.session_id)
         await activity.record(conn, actor, "auth.logout", "agent", actor.user_id)
+    sessions.forget_tenant(actor.tenant_id)
 
 
 async def refresh(db: Database, settings: Settings, actor: Actor) -> AuthSession:
@@ -119,7 +120,7 @@ async def refresh(db: Database, settings: Settings, actor: Actor) -> AuthSession
 
 
 async def me(db: Database, actor: Actor) -> Profile:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         return await _profile(conn, actor)
 
 

@@ -6,6 +6,7 @@ auth.service itself builds on agents (registration creates the first admin).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -71,26 +72,91 @@ def _actor(row: asyncpg.Record, **extra: object) -> Actor | None:
     )
 
 
+class _ActorCache:
+    """Who a session or key is, remembered for a moment.
+
+    Every authenticated request would otherwise begin with a database round trip to look up
+    its session. Entries live `TTL` seconds; any change to a tenant's agents, roles, keys or
+    sessions forgets that tenant's entries in this process at once, and other processes
+    within `TTL`.
+    """
+
+    TTL = 2.0
+    MAX_ENTRIES = 50_000
+
+    def __init__(self) -> None:
+        self._entries: dict[object, tuple[float, Actor | None]] = {}
+        self._by_tenant: dict[UUID, set[object]] = {}
+
+    def get(self, key: object) -> tuple[bool, Actor | None]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(self, key: object, actor: Actor | None, expires_at: datetime | None) -> None:
+        if actor is None:
+            return  # a refusal is never remembered: a new session or key must work at once
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self.clear()
+        ttl = self.TTL
+        if expires_at is not None:  # never past the session's or key's own end
+            ttl = min(ttl, (expires_at - datetime.now(UTC)).total_seconds())
+        self._entries[key] = (time.monotonic() + ttl, actor)
+        self._by_tenant.setdefault(actor.tenant_id, set()).add(key)
+
+    def forget_tenant(self, tenant_id: UUID) -> None:
+        for key in self._by_tenant.pop(tenant_id, ()):
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._by_tenant.clear()
+
+
+_cache = _ActorCache()
+
+
+def recent_token_actor(encoded_token: str) -> Actor | None:
+    return _cache.get(("token", encoded_token))[1]
+
+
+def remember_token_actor(encoded_token: str, actor: Actor, expires_at: datetime) -> None:
+    _cache.put(("token", encoded_token), actor, expires_at)
+
+
+def forget_tenant(tenant_id: UUID) -> None:
+    """Call after a change to who an agent is or may do: the next request looks them up again."""
+    _cache.forget_tenant(tenant_id)
+
+
 async def actor_for_session(
     db: Database, session_id: UUID, user_id: UUID, tenant_id: UUID, *, ip: str | None, request_id: str | None
 ) -> Actor | None:
-    async with db.pool.acquire() as conn:
-        row = await repository.session_principal(conn, session_id)
-    if row is None or row["user_id"] != user_id or row["tenant_id"] != tenant_id:
+    key = ("session", session_id)
+    known, actor = _cache.get(key)
+    if not known:
+        async with db.anonymous() as conn:
+            row = await repository.session_principal(conn, session_id)
+        actor = _actor(row, session_id=session_id) if row is not None else None
+        _cache.put(key, actor, row["expires_at"] if row is not None else None)
+    if actor is None or actor.user_id != user_id or actor.tenant_id != tenant_id:
         return None
-    return _actor(row, session_id=session_id, ip=ip, request_id=request_id)
+    return msgspec.structs.replace(actor, ip=ip, request_id=request_id)
 
 
 async def actor_for_api_key(db: Database, full_key: str, *, ip: str | None, request_id: str | None) -> Actor | None:
     prefix = split_key(full_key)
     if prefix is None:
         return None
-    async with db.pool.acquire() as conn:
-        row = await repository.api_key_principal(conn, prefix, hash_key(full_key))
-    if row is None:
-        return None
-    actor = _actor(row, api_key_id=row["api_key_id"], ip=ip, request_id=request_id)
-    if actor is not None and row["scopes"] is not None:
-        # A key never exceeds its owner's current rights, even if the owner was demoted since.
-        actor = msgspec.structs.replace(actor, permissions=actor.permissions & frozenset(row["scopes"]))
-    return actor
+    key_hash = hash_key(full_key)
+    known, actor = _cache.get(("api_key", key_hash))
+    if not known:
+        async with db.anonymous() as conn:
+            row = await repository.api_key_principal(conn, prefix, key_hash)
+        actor = _actor(row, api_key_id=row["api_key_id"]) if row is not None else None
+        if actor is not None and row["scopes"] is not None:
+            # A key never exceeds its owner's current rights, even if the owner was demoted since.
+            actor = msgspec.structs.replace(actor, permissions=actor.permissions & frozenset(row["scopes"]))
+        _cache.put(("api_key", key_hash), actor, row["expires_at"] if row is not None else None)
+    return msgspec.structs.replace(actor, ip=ip, request_id=request_id) if actor is not None else None

@@ -12,7 +12,7 @@ log = structlog.get_logger(__name__)
 
 
 async def purge_ended_sessions(ctx: dict[str, Any]) -> int:
-    async with ctx["db"].pool.acquire() as conn:
+    async with ctx["db"].anonymous() as conn:
         purged = await repository.purge_ended_sessions(conn)
     log.info("ended sessions purged", count=purged)
     return purged

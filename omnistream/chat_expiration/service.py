@@ -43,7 +43,7 @@ async def tenants_with_enabled_rules(db: Database) -> list[UUID]:
 
 
 async def list_rules(db: Database, actor: Actor) -> ChatExpirationRuleList:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         rules = await repository.list_rules(conn, actor.tenant_id)
     return ChatExpirationRuleList(rules=rules, next_cursor=None, total=len(rules))
 

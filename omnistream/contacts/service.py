@@ -58,14 +58,14 @@ async def get_in(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) ->
 async def list_contacts(db: Database, actor: Actor, params: ListParams, **filters: Any) -> ContactList:
     if filters.get("tag"):
         filters["tag"] = filters["tag"].strip().lower()
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         rows, total = await repository.list_page(conn, actor.tenant_id, params, filters)
     rows, next_cursor = page_of(rows, params)
     return ContactList(contacts=rows, next_cursor=next_cursor, total=total)
 
 
 async def get_contact(db: Database, actor: Actor, contact_id: UUID) -> Contact:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         contact = await repository.get(conn, actor.tenant_id, contact_id)
     if contact is None:
         raise not_found("contact")

@@ -6,10 +6,10 @@ from uuid import UUID
 
 import asyncpg
 
-from omnistream.conversations.schemas import Conversation
+from omnistream.conversations.schemas import ContactSummary, Conversation
 from omnistream.db import load_queries
 from omnistream.kit.pagination import ListParams
-from omnistream.kit.records import many, one
+from omnistream.kit.records import one
 
 queries = load_queries("conversations")
 
@@ -30,10 +30,15 @@ async def get(
 
 async def list_page(
     conn: asyncpg.Connection, tenant_id: UUID, params: ListParams, sort_by: str, filters: dict[str, Any]
-) -> tuple[list[Conversation], int]:
+) -> list[Conversation]:
     rows = await _LISTS[(sort_by, params.descending)](conn, tenant_id=tenant_id, **filters, **params.sql_args())
-    total = await queries.count_conversations(conn, tenant_id=tenant_id, **filters)
-    return many(rows, Conversation), total
+    # Built positionally, not converted: the hot list path. The columns come in the Struct's
+    # field order, the contact last (tests/test_query_shapes.py holds them to it).
+    return [Conversation(*row[:-1], ContactSummary(**row[-1])) for row in rows]
+
+
+async def count(conn: asyncpg.Connection, tenant_id: UUID, filters: dict[str, Any]) -> int:
+    return await queries.count_conversations(conn, tenant_id=tenant_id, **filters)
 
 
 async def lock(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID) -> asyncpg.Record | None:
@@ -72,12 +77,6 @@ async def open_thread(
     return await queries.open_thread(
         conn, tenant_id=tenant_id, contact_id=contact_id, channel=channel, account_id=account_id, at=at
     )
-
-
-async def record_inbound(
-    conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, at: datetime, preview: str
-) -> asyncpg.Record:
-    return await queries.record_inbound(conn, tenant_id=tenant_id, id=conversation_id, at=at, preview=preview)
 
 
 async def record_outbound(

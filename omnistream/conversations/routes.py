@@ -66,6 +66,9 @@ class ConversationController(Controller):
             str | None, QueryParameter(max_length=200, description="Contact name, email, phone or last message text")
         ] = None,
         sort_by: FromQuery[Literal["last_activity_at", "created_at"]] = "last_activity_at",
+        with_total: Annotated[
+            bool, QueryParameter(description="Count the matches on a cursor page too (the first page always does)")
+        ] = False,
     ) -> ConversationList:
         return await service.list_conversations(
             db,
@@ -81,6 +84,7 @@ class ConversationController(Controller):
             created_from=created_from,
             created_to=created_to,
             q=q,
+            with_total=with_total,
         )
 
     @get("/{conversation_id:uuid}", operation_id="getConversation", summary="Get a single conversation", opt=READ)

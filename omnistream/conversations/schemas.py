@@ -24,7 +24,6 @@ class ContactSummary(Schema):
 
 class Conversation(Schema):
     id: UUID
-    contact: ContactSummary
     channel: Channel
     account_id: UUID | None
     status: Status
@@ -46,12 +45,14 @@ class Conversation(Schema):
     resolved_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    contact: ContactSummary
 
 
 class ConversationList(Schema):
     conversations: list[Conversation]
     next_cursor: str | None
-    total: int
+    total: int | None
+    """How many match, on the first page (no cursor) or with with_total=true; null on later pages."""
 
 
 class AssignRequest(Input):

@@ -28,7 +28,7 @@ from omnistream.conversations.schemas import (
     TagsRequest,
     TakeoverRequest,
 )
-from omnistream.db import Database
+from omnistream.db import Database, Savepoint
 from omnistream.divisions import service as divisions
 from omnistream.errors import AppError, BadRequest, Conflict, not_found
 from omnistream.kit.pagination import Cursor, ListParams, page_of
@@ -116,7 +116,12 @@ async def list_conversations(
     created_from: datetime | None,
     created_to: datetime | None,
     q: str | None,
+    with_total: bool = False,
 ) -> ConversationList:
+    # A time without an offset is UTC, as in cursors (and comparable with one that has an offset).
+    created_from, created_to = (
+        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (created_from, created_to)
+    )
     if created_from and created_to and created_from > created_to:
         raise BadRequest("created_from must not be after created_to", field="created_from")
     assigned_agent_id, unassigned = _parse_assignee(assignee, actor)
@@ -132,16 +137,19 @@ async def list_conversations(
         "created_to": created_to,
         "q": q or None,
     }
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         filters |= await visibility(conn, actor)
-        rows, total = await repository.list_page(conn, actor.tenant_id, params, sort_by, filters)
+        rows = await repository.list_page(conn, actor.tenant_id, params, sort_by, filters)
+        # Counting is the costliest part of a page in a large inbox: it comes with the first
+        # page, or on request, and a cursor walk does not pay for it again.
+        total = await repository.count(conn, actor.tenant_id, filters) if params.cursor is None or with_total else None
     key = (lambda c: Cursor(c.last_activity_at, c.id)) if sort_by == "last_activity_at" else None
     rows, next_cursor = page_of(rows, params, key) if key else page_of(rows, params)
     return ConversationList(conversations=rows, next_cursor=next_cursor, total=total)
 
 
 async def get_conversation(db: Database, actor: Actor, conversation_id: UUID) -> Conversation:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         return await require_visible(conn, actor, conversation_id)
 
 
@@ -216,7 +224,13 @@ async def _set_status(
     if row["status"] == status:
         return
     changed_by = actor.user_id if actor else None
-    await repository.set_status(conn, outbox.tenant_id, row["id"], status, changed_by)
+    try:
+        await repository.set_status(conn, outbox.tenant_id, row["id"], status, changed_by)
+    except asyncpg.UniqueViolationError as exc:
+        # Reopening a closed or expired thread while the contact already has a newer live one.
+        raise Conflict(
+            "the contact has another live conversation on this channel; continue there", field="status"
+        ) from exc
     current = await repository.event_snapshot(conn, outbox.tenant_id, row["id"])
     outbox.add(
         "status_changed",
@@ -357,7 +371,7 @@ async def bulk(db: Database, actor: Actor, data: BulkRequest) -> BulkResult:
         for conversation_id in dict.fromkeys(data.conversation_ids):
             try:
                 # A savepoint per conversation: one that fails leaves no partial change behind.
-                async with conn.transaction():
+                async with Savepoint(conn):
                     row = await _lock_visible(conn, actor, conversation_id)
                     if data.action == "assign":
                         await _assign(conn, actor, row, data.agent_id, data.division_id)
@@ -388,35 +402,33 @@ async def expire(
             for r in await chat_expiration.enabled_rules(conn, tenant_id)
             if data.channel is None or r.channel == data.channel
         ]
-        savepoint = conn.transaction()
-        await savepoint.start()
-        for rule in rules:
-            rows = await repository.expire_stale(
-                conn,
-                tenant_id,
-                channel=rule.channel,
-                statuses=list(rule.statuses),
-                idle_before=now - timedelta(minutes=rule.inactivity_minutes),
-                changed_by=actor.user_id if actor else None,
-                limit=limit - len(expired),
-            )
-            for row in rows:
-                expired.append(row["id"])
-                outbox.add(
-                    "status_changed",
-                    row["id"],
-                    row["contact_id"],
-                    {
-                        **snapshot(row),
-                        "previous_status": row["previous_status"],
-                        "changed_by": actor.user_id if actor else None,
-                        "reason": "expired by rule",
-                    },
+        async with Savepoint(conn, "expire_preview") as preview:
+            for rule in rules:
+                rows = await repository.expire_stale(
+                    conn,
+                    tenant_id,
+                    channel=rule.channel,
+                    statuses=list(rule.statuses),
+                    idle_before=now - timedelta(minutes=rule.inactivity_minutes),
+                    changed_by=actor.user_id if actor else None,
+                    limit=limit - len(expired),
                 )
-        if data.dry_run:
-            await savepoint.rollback()
-        else:
-            await savepoint.commit()
+                for row in rows:
+                    expired.append(row["id"])
+                    outbox.add(
+                        "status_changed",
+                        row["id"],
+                        row["contact_id"],
+                        {
+                            **snapshot(row),
+                            "previous_status": row["previous_status"],
+                            "changed_by": actor.user_id if actor else None,
+                            "reason": "expired by rule",
+                        },
+                    )
+            if data.dry_run:
+                await preview.rollback()
+        if not data.dry_run:
             await outbox.write(conn)
             if actor is not None and expired:
                 await activity.record(
@@ -439,12 +451,6 @@ async def open_thread(
         if row is not None:
             return row["id"], row["status"], row["created"]
     raise RuntimeError("could not open a conversation thread after three attempts")
-
-
-async def record_inbound(
-    conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, at: datetime, preview: str
-) -> dict[str, Any]:
-    return snapshot(await repository.record_inbound(conn, tenant_id, conversation_id, at, preview[:200]))
 
 
 async def record_outbound(

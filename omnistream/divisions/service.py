@@ -71,14 +71,14 @@ async def _with_agents(conn: asyncpg.Connection, tenant_id: UUID, division_id: U
 
 
 async def list_divisions(db: Database, actor: Actor, params: ListParams, *, q: str | None) -> DivisionList:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         rows, total = await repository.list_page(conn, actor.tenant_id, params, q)
     rows, next_cursor = page_of(rows, params)
     return DivisionList(divisions=rows, next_cursor=next_cursor, total=total)
 
 
 async def get_division(db: Database, actor: Actor, division_id: UUID) -> DivisionWithAgents:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         return await _with_agents(conn, actor.tenant_id, division_id)
 
 
@@ -145,7 +145,7 @@ async def delete_division(db: Database, actor: Actor, division_id: UUID) -> None
 async def list_division_agents(
     db: Database, actor: Actor, division_id: UUID, params: ListParams, *, q: str | None
 ) -> DivisionAgentList:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         if not await repository.exists(conn, actor.tenant_id, division_id):
             raise not_found("division")
         rows, total = await repository.list_agents_page(conn, actor.tenant_id, division_id, params, q)

@@ -35,8 +35,8 @@ async def find_by_provider_id(
     )
 
 
-async def insert_inbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> UUID | None:
-    return await queries.insert_inbound(conn, tenant_id=tenant_id, **values)
+async def store_inbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> asyncpg.Record | None:
+    return await queries.store_inbound(conn, tenant_id=tenant_id, **values)
 
 
 async def insert_outbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> UUID:

@@ -28,7 +28,7 @@ MEDIA_TYPES = ("image", "audio", "video", "document")
 
 Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s\x00]+$")]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
-Body = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"^[^\x00]*\S[^\x00]*$")]
+Body = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
 
 
 class ChatMessage(Schema):

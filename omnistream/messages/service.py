@@ -55,16 +55,10 @@ async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
     automation events of all of it.
     """
     at = inbound.sent_at or datetime.now(UTC)
+    # A redelivery is found by the message insert itself (no look-up first: most deliveries are
+    # new), and its transaction is rolled back with whatever it created on the way.
     try:
         async with db.tenant(inbound.tenant_id) as conn:
-            if inbound.provider_message_id:
-                stored = await repository.find_by_provider_id(
-                    conn, inbound.tenant_id, inbound.channel, inbound.provider_message_id
-                )
-                if stored is not None:
-                    return IngestResult(
-                        message_id=stored["id"], conversation_id=stored["conversation_id"], duplicate=True
-                    )
             contact_id, contact_created = await contacts.resolve_identity(
                 conn,
                 inbound.tenant_id,
@@ -83,7 +77,7 @@ async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
                 account_id=inbound.account_id,
                 at=at,
             )
-            message_id = await repository.insert_inbound(
+            stored = await repository.store_inbound(
                 conn,
                 inbound.tenant_id,
                 conversation_id=conversation_id,
@@ -92,13 +86,13 @@ async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
                 text=inbound.text,
                 content=inbound.content,
                 provider_message_id=inbound.provider_message_id,
-                sent_at=at,
+                at=at,
+                preview=preview_of(inbound.type, inbound.text),
             )
-            if message_id is None:
+            if stored is None:
                 raise _AlreadyStored
-            current = await conversations.record_inbound(
-                conn, inbound.tenant_id, conversation_id, at, preview_of(inbound.type, inbound.text)
-            )
+            message_id = stored["message_id"]
+            current = conversations.snapshot(stored)
             outbox = Outbox(inbound.tenant_id, source=inbound.source)
             if created:
                 outbox.add(
@@ -152,7 +146,7 @@ async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
 
 
 async def list_messages(db: Database, actor: Actor, conversation_id: UUID, params: ListParams) -> ChatMessageList:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         await conversations.require_visible(conn, actor, conversation_id)
         rows, total = await repository.list_page(conn, actor.tenant_id, conversation_id, params)
     rows, next_cursor = page_of(rows, params)
@@ -256,7 +250,7 @@ async def search_messages(
         "created_from": created_from,
         "created_to": created_to,
     }
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         filters |= await conversations.visibility(conn, actor)
         rows, total = await repository.search(conn, actor.tenant_id, params, filters)
     return MessageSearchResult(messages=rows, next_cursor=None, total=total)

@@ -62,7 +62,7 @@ async def deliver_message(ctx: dict[str, Any], tenant_id: str, message_id: str) 
 
 async def sweep_queued_messages(ctx: dict[str, Any]) -> int:
     """Enqueue again the messages still queued a minute after they were written."""
-    async with ctx["db"].pool.acquire() as conn:
+    async with ctx["db"].anonymous() as conn:
         due = await repository.queued_due(conn, timedelta(minutes=1), 1000)
     for row in due:
         await enqueue_delivery(ctx["redis"], row["tenant_id"], row["message_id"])

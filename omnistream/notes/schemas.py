@@ -8,7 +8,7 @@ import msgspec
 
 from omnistream.kit.schema import Input, Schema
 
-NoteBody = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=r"^[^\x00]*\S[^\x00]*$")]
+NoteBody = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
 
 
 class Note(Schema):

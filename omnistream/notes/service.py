@@ -18,7 +18,7 @@ from omnistream.security.principal import Actor
 
 
 async def list_notes(db: Database, actor: Actor, conversation_id: UUID, params: ListParams) -> NoteList:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         await conversations.require_visible(conn, actor, conversation_id)
         rows, total = await repository.list_page(conn, actor.tenant_id, conversation_id, params)
     rows, next_cursor = page_of(rows, params)

@@ -8,6 +8,7 @@ import asyncpg
 import msgspec
 
 from omnistream.activity import service as activity
+from omnistream.auth import sessions
 from omnistream.db import Database
 from omnistream.errors import BadRequest, Conflict, not_found
 from omnistream.roles import repository
@@ -79,13 +80,13 @@ async def get_in(conn: asyncpg.Connection, tenant_id: UUID, role_id: UUID) -> Ro
 
 
 async def list_roles(db: Database, actor: Actor) -> RoleList:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         roles = [_role(r) for r in await repository.list_all(conn, actor.tenant_id)]
     return RoleList(roles=roles, next_cursor=None, total=len(roles))
 
 
 async def get_role(db: Database, actor: Actor, role_id: UUID) -> Role:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         row = await repository.get(conn, actor.tenant_id, role_id)
     if row is None:
         raise not_found("role")
@@ -144,6 +145,7 @@ async def update_role(db: Database, actor: Actor, role_id: UUID, data: RoleUpdat
         await repository.update(conn, actor.tenant_id, role_id, **merged)
         await activity.record(conn, actor, "role.updated", "role", role_id, changes=changes)
         row = await repository.get(conn, actor.tenant_id, role_id)
+    sessions.forget_tenant(actor.tenant_id)
     return _role(row)
 
 
@@ -159,6 +161,7 @@ async def delete_role(db: Database, actor: Actor, role_id: UUID) -> None:
             raise Conflict(f"the role is held by {row['agent_count']} agent(s); move them to another role first")
         await repository.delete(conn, actor.tenant_id, role_id)
         await activity.record(conn, actor, "role.deleted", "role", role_id, name=row["name"])
+    sessions.forget_tenant(actor.tenant_id)
 
 
 def permission_catalogue() -> PermissionList:

@@ -24,7 +24,7 @@ def access(min_role: MinRole, permission: str | None = None) -> dict[str, Any]:
 PUBLIC: dict[str, Any] = {"exclude_from_auth": True, "public": True}
 
 
-def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     opt = handler.opt
     if opt.get("public"):
         return

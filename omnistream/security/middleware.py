@@ -6,6 +6,7 @@ import ipaddress
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from asgi_correlation_id import correlation_id
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -60,6 +61,20 @@ class AuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
                 raise NotAuthorizedException("invalid, expired or revoked API key")
             return AuthenticationResult(user=actor, auth=None)
         return await super().authenticate_request(connection)
+
+    async def authenticate_token(
+        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        # A token seen moments ago was verified then: skip decoding it again (the cache
+        # forgets it on any change to its tenant's people, and never keeps it past `exp`).
+        actor = sessions.recent_token_actor(encoded_token)
+        if actor is not None:
+            return AuthenticationResult(
+                user=msgspec.structs.replace(actor, ip=client_ip(connection), request_id=request_id()), auth=None
+            )
+        result = await super().authenticate_token(encoded_token, connection)
+        sessions.remember_token_actor(encoded_token, result.user, result.auth.exp)
+        return result
 
 
 def jwt_auth(settings: Settings) -> JWTCookieAuth[Actor, Token]:

@@ -43,7 +43,7 @@ async def record(
 
 
 async def list_transfers(db: Database, actor: Actor, conversation_id: UUID, params: ListParams) -> TransferList:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         await conversations.require_visible(conn, actor, conversation_id)
         rows, total = await repository.list_page(conn, actor.tenant_id, conversation_id, params)
     rows, next_cursor = page_of(rows, params)

@@ -99,7 +99,7 @@ async def is_open(conn: asyncpg.Connection, tenant_id: UUID, division_id: UUID |
 
 
 async def get_global(db: Database, actor: Actor) -> WorkingHours:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         timezone = await tenants.get_timezone(conn, actor.tenant_id)
         stored, _ = await repository.get_schedules(conn, actor.tenant_id, None)
     stored = stored or _NEVER_SET
@@ -141,7 +141,7 @@ async def _require_division(conn: asyncpg.Connection, tenant_id: UUID, division_
 
 
 async def get_division(db: Database, actor: Actor, division_id: UUID) -> DivisionWorkingHours:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         await _require_division(conn, actor.tenant_id, division_id)
         return await _division_view(conn, actor.tenant_id, division_id)
 
@@ -171,7 +171,7 @@ async def delete_division(db: Database, actor: Actor, division_id: UUID) -> None
 
 
 async def get_timezone(db: Database, actor: Actor) -> TenantTimezone:
-    async with db.tenant(actor.tenant_id) as conn:
+    async with db.read(actor.tenant_id) as conn:
         return TenantTimezone(timezone=await tenants.get_timezone(conn, actor.tenant_id))
 
 

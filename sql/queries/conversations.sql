@@ -119,8 +119,9 @@ SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_
  LIMIT :limit OFFSET :offset;
 
 -- name: count_conversations$
+-- The contact is joined only when the text query needs it.
 SELECT count(*)
-  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
+  FROM conversations c
  WHERE c.tenant_id = :tenant_id
    AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
    AND (:channel::text IS NULL OR c.channel = :channel)
@@ -131,8 +132,11 @@ SELECT count(*)
    AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
    AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
    AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
-        OR k.phone ILIKE '%' || :q || '%' OR c.last_message_preview ILIKE '%' || :q || '%')
+   AND (:q::text IS NULL OR c.last_message_preview ILIKE '%' || :q || '%'
+        OR EXISTS (SELECT 1 FROM contacts k
+                    WHERE k.tenant_id = c.tenant_id AND k.id = c.contact_id
+                      AND (k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
+                           OR k.phone ILIKE '%' || :q || '%')))
    AND (:see_all OR c.assigned_agent_id = :viewer_id
         OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
         OR c.division_id = ANY(:viewer_divisions::uuid[]));
@@ -197,23 +201,6 @@ WITH live AS (
 SELECT id, status, false AS created FROM live
 UNION ALL
 SELECT id, status, true AS created FROM created;
-
--- name: record_inbound^
--- Counters after an inbound message; a resolved conversation reopens. Returns the event snapshot.
-UPDATE conversations
-   SET message_count = message_count + 1,
-       unread_count = unread_count + 1,
-       last_message_at = GREATEST(last_message_at, :at),
-       last_inbound_at = GREATEST(last_inbound_at, :at),
-       last_activity_at = GREATEST(last_activity_at, :at),
-       last_message_preview = CASE WHEN last_message_at IS NULL OR :at >= last_message_at
-                                   THEN :preview ELSE last_message_preview END,
-       status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END,
-       status_changed_at = CASE WHEN status = 'resolved' THEN clock_timestamp() ELSE status_changed_at END,
-       status_changed_by = CASE WHEN status = 'resolved' THEN NULL ELSE status_changed_by END,
-       updated_at = clock_timestamp()
- WHERE tenant_id = :tenant_id AND id = :id
-RETURNING id, contact_id, channel, account_id, status, assigned_agent_id, division_id, tags, priority, handled_by;
 
 -- name: record_outbound!
 UPDATE conversations

@@ -28,14 +28,33 @@ SELECT count(*) FROM messages WHERE tenant_id = :tenant_id AND conversation_id =
 SELECT id, conversation_id FROM messages
  WHERE tenant_id = :tenant_id AND channel = :channel AND provider_message_id = :provider_message_id;
 
--- name: insert_inbound$
--- Nothing comes back when the provider's id is already stored: a redelivered webhook.
-INSERT INTO messages (tenant_id, conversation_id, channel, direction, type, text, content, provider_message_id,
-                      status, sender_type, sent_at)
-VALUES (:tenant_id, :conversation_id, :channel, 'inbound', :type, :text, :content, :provider_message_id,
-        'received', 'contact', :sent_at)
-ON CONFLICT (tenant_id, channel, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
-RETURNING id;
+-- name: store_inbound^
+-- The message and the conversation's counters in one statement: ingestion's hot path.
+-- Nothing comes back when the provider's id is already stored (a redelivered webhook).
+-- A resolved conversation reopens. Returns the conversation as automation events carry it.
+WITH stored AS (
+  INSERT INTO messages (tenant_id, conversation_id, channel, direction, type, text, content, provider_message_id,
+                        status, sender_type, sent_at)
+  VALUES (:tenant_id, :conversation_id, :channel, 'inbound', :type, :text, :content, :provider_message_id,
+          'received', 'contact', :at)
+  ON CONFLICT (tenant_id, channel, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
+  RETURNING id
+)
+UPDATE conversations
+   SET message_count = message_count + 1,
+       unread_count = unread_count + 1,
+       last_message_at = GREATEST(last_message_at, :at),
+       last_inbound_at = GREATEST(last_inbound_at, :at),
+       last_activity_at = GREATEST(last_activity_at, :at),
+       last_message_preview = CASE WHEN last_message_at IS NULL OR :at >= last_message_at
+                                   THEN :preview ELSE last_message_preview END,
+       status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END,
+       status_changed_at = CASE WHEN status = 'resolved' THEN clock_timestamp() ELSE status_changed_at END,
+       status_changed_by = CASE WHEN status = 'resolved' THEN NULL ELSE status_changed_by END,
+       updated_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = :conversation_id AND EXISTS (SELECT 1 FROM stored)
+RETURNING (SELECT id FROM stored) AS message_id, id, contact_id, channel, account_id, status, assigned_agent_id,
+          division_id, tags, priority, handled_by;
 
 -- name: insert_outbound$
 INSERT INTO messages (tenant_id, conversation_id, channel, direction, type, text, content, status, sender_type,

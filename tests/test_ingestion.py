@@ -1,0 +1,455 @@
+"""The ingestion service: a customer's message becomes a contact, a conversation, a message and events, once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from litestar.testing import AsyncTestClient
+
+from omnistream.automation.service import payload_hash
+from omnistream.db import Database
+from tests.conftest import Tenant, ingest, register
+
+
+async def fetch(db: Database, tenant: Tenant, sql: str, *args: Any) -> list[Any]:
+    """Rows as the tenant's own connection sees them (row-level security on)."""
+    async with db.tenant(UUID(tenant.id)) as conn:
+        return await conn.fetch(sql, *args)
+
+
+async def events(db: Database, tenant: Tenant, conversation_id: UUID | None = None) -> list[Any]:
+    return await fetch(
+        db,
+        tenant,
+        "SELECT id, event_type, conversation_id, contact_id, payload, payload_hash, source, status "
+        "FROM automation_events WHERE $1::uuid IS NULL OR conversation_id = $1 ORDER BY created_at, id",
+        conversation_id,
+    )
+
+
+async def counts(db: Database, tenant: Tenant) -> dict[str, int]:
+    row = (
+        await fetch(
+            db,
+            tenant,
+            "SELECT (SELECT count(*) FROM contacts) AS contacts,"
+            " (SELECT count(*) FROM contact_identities) AS identities,"
+            " (SELECT count(*) FROM conversations) AS conversations, (SELECT count(*) FROM messages) AS messages,"
+            " (SELECT count(*) FROM automation_events) AS events",
+        )
+    )[0]
+    return dict(row)
+
+
+async def conversation(client: AsyncTestClient, tenant: Tenant, conversation_id: UUID) -> dict[str, Any]:
+    response = await client.get(f"/api/conversations/{conversation_id}", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def set_status(client: AsyncTestClient, tenant: Tenant, conversation_id: UUID, status: str) -> None:
+    response = await client.patch(
+        f"/api/conversations/{conversation_id}/status", json={"status": status}, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == status
+
+
+# ------------------------------------------------------------------ one message after another
+
+
+async def test_first_message_creates_contact_conversation_message_and_events(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    sent_at = datetime(2024, 8, 25, 15, 0, tzinfo=UTC)
+    result = await ingest(
+        db,
+        tenant,
+        "Where is my order?",
+        external_id="6281111",
+        provider_message_id="wamid.first",
+        contact_name="Budi",
+        contact_phone="+6281111",
+        sent_at=sent_at,
+    )
+    assert result.duplicate is False
+    assert result.conversation_created is True
+    assert result.contact_id is not None
+
+    contact = (await fetch(db, tenant, "SELECT id, name, phone, last_seen_at FROM contacts"))[0]
+    assert (contact["id"], contact["name"], contact["phone"]) == (result.contact_id, "Budi", "+6281111")
+    assert contact["last_seen_at"] == sent_at
+    identity = await fetch(db, tenant, "SELECT channel, external_id, contact_id FROM contact_identities")
+    assert [tuple(r) for r in identity] == [("whatsapp", "6281111", result.contact_id)]
+
+    conv = await conversation(client, tenant, result.conversation_id)
+    assert conv["contact"]["id"] == str(result.contact_id)
+    assert conv["channel"] == "whatsapp"
+    assert conv["status"] == "open"
+    assert (conv["message_count"], conv["unread_count"]) == (1, 1)
+    assert conv["last_message_preview"] == "Where is my order?"
+    assert conv["last_inbound_at"] == "2024-08-25T15:00:00Z"
+
+    messages = (
+        await client.get(f"/api/conversations/{result.conversation_id}/messages", headers=tenant.headers)
+    ).json()["messages"]
+    assert len(messages) == 1
+    message = messages[0]
+    assert message["id"] == str(result.message_id)
+    assert (message["direction"], message["status"], message["sender_type"]) == ("inbound", "received", "contact")
+    assert (message["text"], message["provider_message_id"]) == ("Where is my order?", "wamid.first")
+
+    stored = await events(db, tenant)
+    assert [e["event_type"] for e in stored] == ["conversation_created", "message_received_inbound"]
+    assert [e["id"] for e in stored] == result.event_ids
+    assert all(e["conversation_id"] == result.conversation_id for e in stored)
+    assert all(e["contact_id"] == result.contact_id for e in stored)
+    assert all((e["status"], e["source"]) == ("pending", "webhook") for e in stored)
+    created, received = stored[0]["payload"], stored[1]["payload"]
+    assert created["contact_created"] is True
+    assert created["conversation_id"] == str(result.conversation_id)
+    assert created["status"] == "open"
+    assert received["message"] == {
+        "id": str(result.message_id),
+        "type": "text",
+        "text": "Where is my order?",
+        "provider_message_id": "wamid.first",
+    }
+
+
+async def test_second_message_from_the_same_identity_appends(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    first = await ingest(db, tenant, "hello", external_id="6282222")
+    second = await ingest(db, tenant, "anyone there?", external_id="6282222", contact_name="Someone Else")
+    assert second.duplicate is False
+    assert second.conversation_created is False
+    assert (second.conversation_id, second.contact_id) == (first.conversation_id, first.contact_id)
+    assert second.message_id != first.message_id
+
+    conv = await conversation(client, tenant, first.conversation_id)
+    assert (conv["message_count"], conv["unread_count"]) == (2, 2)
+    assert conv["last_message_preview"] == "anyone there?"
+    assert conv["contact"]["name"] == "Customer"  # a known contact's name is not overwritten
+    assert (await counts(db, tenant))["contacts"] == 1
+    assert [e["event_type"] for e in await events(db, tenant)] == [
+        "conversation_created",
+        "message_received_inbound",
+        "message_received_inbound",
+    ]
+    # The same number on another channel is another identity, hence another contact and thread.
+    elsewhere = await ingest(db, tenant, "hi from messenger", external_id="6282222", channel="messenger")
+    assert elsewhere.conversation_created is True
+    assert elsewhere.contact_id != first.contact_id
+    assert elsewhere.conversation_id != first.conversation_id
+
+
+async def test_a_media_message_without_text_previews_its_type(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    result = await ingest(db, tenant, None, type="image", content={"media": {"url": "https://cdn.example.com/a.jpg"}})
+    conv = await conversation(client, tenant, result.conversation_id)
+    assert conv["last_message_preview"] == "[image]"
+    message = (
+        await client.get(f"/api/conversations/{result.conversation_id}/messages", headers=tenant.headers)
+    ).json()["messages"][0]
+    assert (message["type"], message["text"]) == ("image", None)
+    assert message["content"] == {"media": {"url": "https://cdn.example.com/a.jpg"}}
+
+
+async def test_a_resolved_conversation_reopens_with_a_status_changed_event(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    first = await ingest(db, tenant, "hello", external_id="6283333")
+    await set_status(client, tenant, first.conversation_id, "resolved")
+    before = len(await events(db, tenant))
+
+    again = await ingest(db, tenant, "actually, one more thing", external_id="6283333")
+    assert again.conversation_id == first.conversation_id
+    assert again.conversation_created is False
+    conv = await conversation(client, tenant, first.conversation_id)
+    assert conv["status"] == "open"
+    assert conv["status_changed_by"] is None  # the customer, not an agent, reopened it
+    assert conv["message_count"] == 2
+
+    new = (await events(db, tenant))[before:]
+    assert [e["event_type"] for e in new] == ["status_changed", "message_received_inbound"]
+    changed = new[0]["payload"]
+    assert (changed["previous_status"], changed["status"]) == ("resolved", "open")
+    assert changed["changed_by"] is None
+    assert new[0]["source"] == "webhook"
+
+
+async def test_a_closed_or_expired_conversation_is_left_and_a_new_one_opens(
+    client: AsyncTestClient, tenant: Tenant, db: Database, database: str
+) -> None:
+    first = await ingest(db, tenant, "hello", external_id="6284444")
+    await set_status(client, tenant, first.conversation_id, "closed")
+
+    second = await ingest(db, tenant, "hello again", external_id="6284444")
+    assert second.conversation_created is True
+    assert second.conversation_id != first.conversation_id
+    assert second.contact_id == first.contact_id
+    closed = await conversation(client, tenant, first.conversation_id)
+    assert (closed["status"], closed["message_count"]) == ("closed", 1)
+    new_events = await events(db, tenant, second.conversation_id)
+    assert [e["event_type"] for e in new_events] == ["conversation_created", "message_received_inbound"]
+    assert new_events[0]["payload"]["contact_created"] is False
+
+    admin = await asyncpg.connect(database)
+    try:
+        await admin.execute("UPDATE conversations SET status = 'expired' WHERE id = $1", second.conversation_id)
+    finally:
+        await admin.close()
+    third = await ingest(db, tenant, "are you still there?", external_id="6284444")
+    assert third.conversation_created is True
+    assert third.conversation_id not in (first.conversation_id, second.conversation_id)
+    assert (await counts(db, tenant))["conversations"] == 3
+    assert (await conversation(client, tenant, second.conversation_id))["status"] == "expired"
+
+
+async def test_a_redelivered_message_is_stored_once(client: AsyncTestClient, tenant: Tenant, db: Database) -> None:
+    first = await ingest(db, tenant, "hello", external_id="6285555", provider_message_id="wamid.same")
+    before = await counts(db, tenant)
+    again = await ingest(db, tenant, "hello", external_id="6285555", provider_message_id="wamid.same")
+    assert again.duplicate is True
+    assert (again.message_id, again.conversation_id) == (first.message_id, first.conversation_id)
+    assert again.event_ids == []
+    assert await counts(db, tenant) == before
+    conv = await conversation(client, tenant, first.conversation_id)
+    assert (conv["message_count"], conv["unread_count"]) == (1, 1)
+    # Provider ids are unique per channel: the same id on another channel is another message.
+    other = await ingest(
+        db, tenant, "hello", external_id="6285555", channel="instagram", provider_message_id="wamid.same"
+    )
+    assert other.duplicate is False
+    assert other.message_id != first.message_id
+
+
+async def test_messages_without_a_provider_id_are_each_stored(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    results = [await ingest(db, tenant, "ping", external_id="6286666", provider_message_id=None) for _ in range(3)]
+    assert len({r.message_id for r in results}) == 3
+    assert not any(r.duplicate for r in results)
+    assert (await conversation(client, tenant, results[0].conversation_id))["message_count"] == 3
+
+
+async def test_another_tenant_never_sees_the_ingested_message(
+    client: AsyncTestClient, tenant: Tenant, other_tenant: Tenant, db: Database
+) -> None:
+    mine = await ingest(db, tenant, "private", external_id="6287777", provider_message_id="wamid.shared")
+    # The same identity and provider id in another tenant is an unrelated message there.
+    theirs = await ingest(db, other_tenant, "private", external_id="6287777", provider_message_id="wamid.shared")
+    assert theirs.duplicate is False
+    assert theirs.message_id != mine.message_id
+    assert theirs.contact_id != mine.contact_id
+    response = await client.get(f"/api/conversations/{mine.conversation_id}", headers=other_tenant.headers)
+    assert response.status_code == 404
+    assert (await counts(db, other_tenant))["messages"] == 1
+
+
+# ------------------------------------------------------------------ concurrency
+
+
+async def test_twenty_concurrent_deliveries_of_one_message_store_it_once(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    sent_at = datetime.now(UTC) - timedelta(seconds=5)
+    results = await asyncio.gather(
+        *[
+            ingest(db, tenant, "hello?", external_id="6288888", provider_message_id="wamid.storm", sent_at=sent_at)
+            for _ in range(20)
+        ]
+    )
+    assert len({r.message_id for r in results}) == 1
+    assert len({r.conversation_id for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    assert sum(r.conversation_created for r in results) == 1
+
+    assert await counts(db, tenant) == {
+        "contacts": 1,
+        "identities": 1,
+        "conversations": 1,
+        "messages": 1,
+        "events": 2,
+    }
+    conv = await conversation(client, tenant, results[0].conversation_id)
+    assert (conv["message_count"], conv["unread_count"]) == (1, 1)
+    assert [e["event_type"] for e in await events(db, tenant)] == ["conversation_created", "message_received_inbound"]
+    winner = next(r for r in results if not r.duplicate)
+    assert [e["id"] for e in await events(db, tenant)] == winner.event_ids
+
+
+async def test_concurrent_first_messages_of_a_new_identity_make_one_contact(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    results = await asyncio.gather(
+        *[ingest(db, tenant, f"message {i}", external_id="6289999", provider_message_id=f"wamid.{i}") for i in range(2)]
+    )
+    results += await asyncio.gather(
+        *[
+            ingest(db, tenant, f"message {i}", external_id="6289999", provider_message_id=f"wamid.{i}")
+            for i in range(2, 10)
+        ]
+    )
+    assert len({r.message_id for r in results}) == 10
+    assert len({r.contact_id for r in results}) == 1
+    assert len({r.conversation_id for r in results}) == 1
+    assert sum(r.conversation_created for r in results) == 1
+    state = await counts(db, tenant)
+    assert (state["contacts"], state["identities"], state["conversations"], state["messages"]) == (1, 1, 1, 10)
+    conv = await conversation(client, tenant, results[0].conversation_id)
+    assert (conv["message_count"], conv["unread_count"]) == (10, 10)
+    kinds = [e["event_type"] for e in await events(db, tenant)]
+    assert kinds.count("conversation_created") == 1
+    assert kinds.count("message_received_inbound") == 10
+
+
+async def test_concurrent_first_sight_of_many_identities(client: AsyncTestClient, tenant: Tenant, db: Database) -> None:
+    """Ten customers at once, each with two simultaneous messages: ten contacts, ten threads."""
+    results = await asyncio.gather(
+        *[
+            ingest(db, tenant, "hi", external_id=f"62800000{n}", provider_message_id=f"wamid.{n}.{k}")
+            for n in range(10)
+            for k in range(2)
+        ]
+    )
+    by_identity: dict[int, set[UUID]] = {}
+    for index, result in enumerate(results):
+        by_identity.setdefault(index // 2, set()).add(result.conversation_id)
+    assert all(len(ids) == 1 for ids in by_identity.values())
+    state = await counts(db, tenant)
+    assert (state["contacts"], state["conversations"], state["messages"]) == (10, 10, 20)
+
+
+# ------------------------------------------------------------------ event payloads
+
+
+async def test_stored_payload_hashes_match_their_payloads(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    first = await ingest(db, tenant, "héllo — ünïcode ✓", external_id="6281010")
+    await set_status(client, tenant, first.conversation_id, "resolved")
+    await ingest(db, tenant, None, external_id="6281010", type="location", content={"latitude": 1.5, "longitude": 2})
+    stored = await events(db, tenant)
+    assert {e["event_type"] for e in stored} == {"conversation_created", "message_received_inbound", "status_changed"}
+    for event in stored:
+        assert event["payload_hash"] == payload_hash(event["payload"])
+        assert len(event["payload_hash"]) == 64
+        int(event["payload_hash"], 16)
+    # Different payloads, different hashes; the hash is usable to find an event by its payload.
+    assert len({e["payload_hash"] for e in stored}) == len(stored)
+
+
+def test_payload_hash_is_canonical() -> None:
+    import hashlib
+
+    assert payload_hash({"b": 1, "a": [1, "x"]}) == payload_hash({"a": [1, "x"], "b": 1})
+    assert payload_hash({"a": 1}) == hashlib.sha256(b'{"a":1}').hexdigest()
+    assert payload_hash({"a": 1}) != payload_hash({"a": 2})
+
+
+# ------------------------------------------------------------------ a model of many messages
+
+IDENTITIES = [("whatsapp", "620001"), ("whatsapp", "620002"), ("messenger", "620001")]
+
+message_op = st.tuples(
+    st.just("message"),
+    st.integers(0, len(IDENTITIES) - 1),
+    st.sampled_from(["text", "image"]),
+    st.one_of(st.none(), st.integers(0, 5)),  # None: a fresh provider id; n: the n-th id seen so far
+)
+status_op = st.tuples(st.just("status"), st.integers(0, len(IDENTITIES) - 1), st.sampled_from(["resolved", "closed"]))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.one_of(message_op, message_op, status_op), min_size=1, max_size=12))
+async def test_ingestion_matches_a_simple_model(client: AsyncTestClient, db: Database, ops: list[tuple]) -> None:
+    tenant = await register(client)
+    provider_ids: list[str] = []
+    seen: dict[str, UUID] = {}  # provider id -> message id
+    live: dict[int, UUID] = {}  # identity -> its live conversation
+    model: dict[UUID, dict[str, Any]] = {}  # conversation -> expected state
+    contacts: set[int] = set()
+    expected_events = {"conversation_created": 0, "message_received_inbound": 0, "status_changed": 0}
+
+    for op in ops:
+        if op[0] == "status":
+            _, who, status = op
+            if who not in live:
+                continue
+            conversation_id = live[who]
+            await set_status(client, tenant, conversation_id, status)
+            if model[conversation_id]["status"] != status:
+                expected_events["status_changed"] += 1
+            model[conversation_id]["status"] = status
+            model[conversation_id]["unread"] = 0  # resolving or closing clears what was unread
+            if status == "closed":
+                del live[who]
+            continue
+
+        _, who, kind, reuse = op
+        channel, external_id = IDENTITIES[who]
+        if reuse is not None and reuse < len(provider_ids):
+            provider_id = provider_ids[reuse]
+        else:
+            provider_id = f"mid.{uuid4().hex}"
+            provider_ids.append(provider_id)
+        text = f"text {len(provider_ids)}" if kind == "text" else None
+        result = await ingest(
+            db,
+            tenant,
+            text,
+            external_id=external_id,
+            channel=channel,
+            type=kind,
+            provider_message_id=provider_id,
+        )
+        # Provider ids are per channel; a reused id on another channel is a new message.
+        key = f"{channel}:{provider_id}"
+        if key in seen:
+            assert result.duplicate
+            assert result.message_id == seen[key]
+            continue
+        assert not result.duplicate
+        seen[key] = result.message_id
+        contacts.add(IDENTITIES.index((channel, external_id)))
+        if who in live:
+            assert result.conversation_id == live[who]
+            state = model[result.conversation_id]
+            if state["status"] == "resolved":
+                expected_events["status_changed"] += 1
+                state["status"] = "open"
+        else:
+            assert result.conversation_created
+            live[who] = result.conversation_id
+            state = model[result.conversation_id] = {"status": "open", "messages": 0, "unread": 0}
+            expected_events["conversation_created"] += 1
+        state["messages"] += 1
+        state["unread"] += 1
+        state["preview"] = text or f"[{kind}]"
+        expected_events["message_received_inbound"] += 1
+
+    state = await counts(db, tenant)
+    assert state["contacts"] == len(contacts)
+    assert state["conversations"] == len(model)
+    assert state["messages"] == len(seen)
+    stored = await events(db, tenant)
+    got = {kind: 0 for kind in expected_events}
+    for event in stored:
+        got[event["event_type"]] += 1
+        assert event["payload_hash"] == payload_hash(event["payload"])
+    assert got == expected_events
+    for conversation_id, expected in model.items():
+        conv = await conversation(client, tenant, conversation_id)
+        assert conv["status"] == expected["status"]
+        assert conv["message_count"] == expected["messages"]
+        assert conv["unread_count"] == expected["unread"]
+        assert conv["last_message_preview"] == expected["preview"]
