@@ -496,7 +496,10 @@ async def test_the_only_admin_cannot_demote_or_suspend_themselves(client: AsyncT
 async def test_last_active_admin_is_protected_from_other_managers(client: AsyncTestClient, tenant: Tenant) -> None:
     """A manager on a custom admin-level role cannot remove the last built-in admin."""
     roles = await role_ids(client, tenant)
-    deputy_role = await custom_role(client, tenant, "admin", ["agents.read", "agents.manage"])
+    # The deputy holds what the built-in agent role grants, so it may hand that role out.
+    listed = (await client.get("/api/roles", headers=tenant.headers)).json()["roles"]
+    agent_permissions = next(r["permissions"] for r in listed if r["is_builtin"] and r["base_role"] == "agent")
+    deputy_role = await custom_role(client, tenant, "admin", [*agent_permissions, "agents.manage"])
     deputy = await create_agent(client, tenant, role_id=deputy_role)
     target = f"/api/agents/{tenant.admin_id}"
     assert_problem(await client.delete(target, headers=deputy["headers"]), 409)

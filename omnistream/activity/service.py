@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,8 +11,7 @@ import asyncpg
 from omnistream.activity import repository
 from omnistream.activity.schemas import ActivityLogList
 from omnistream.db import Database
-from omnistream.errors import BadRequest
-from omnistream.kit.pagination import ListParams, page_of
+from omnistream.kit.pagination import ListParams, date_range, page_of
 from omnistream.security.principal import Actor
 
 
@@ -47,12 +46,7 @@ async def list_logs(
     created_from: datetime | None,
     created_to: datetime | None,
 ) -> ActivityLogList:
-    # A time without an offset is UTC, as in cursors (and comparable with one that has an offset).
-    created_from, created_to = (
-        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (created_from, created_to)
-    )
-    if created_from and created_to and created_from > created_to:
-        raise BadRequest("created_from must not be after created_to", field="created_from")
+    created_from, created_to = date_range(created_from, created_to)
     filters = repository.filters(actor_id, action, object_type, object_id, created_from, created_to)
     async with db.read(actor.tenant_id) as conn:
         rows, total = await repository.list_page(conn, actor.tenant_id, params, filters)

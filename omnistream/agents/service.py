@@ -74,7 +74,7 @@ async def create_agent(db: Database, actor: Actor, data: AgentCreate) -> Agent:
             role_id = await roles.builtin_role_id(conn, actor.tenant_id, "agent")
         else:
             role_id = data.role_id
-            await roles.lock_for_assignment(conn, actor.tenant_id, role_id)
+            await roles.lock_for_assignment(conn, actor, role_id)
         if await repository.email_taken(conn, actor.tenant_id, data.email, None):
             raise Conflict(f"an agent with email {data.email!r} exists", field="email")
         try:
@@ -113,7 +113,7 @@ async def update_agent(db: Database, actor: Actor, agent_id: UUID, data: AgentUp
             raise not_found("agent")
         role_is_builtin_admin: bool | None = None
         if "role_id" in values:
-            role_is_builtin_admin = await roles.lock_for_assignment(conn, actor.tenant_id, values["role_id"])
+            role_is_builtin_admin = await roles.lock_for_assignment(conn, actor, values["role_id"])
         if agent_id in admins and len(admins) == 1:
             keeps_admin_role = role_is_builtin_admin is not False
             if not (keeps_admin_role and values.get("status", current.status) == "active"):

@@ -14,7 +14,7 @@ from omnistream.contacts import repository
 from omnistream.contacts.schemas import Contact, ContactList, ContactUpdate
 from omnistream.db import Database
 from omnistream.errors import not_found
-from omnistream.kit.pagination import ListParams, page_of
+from omnistream.kit.pagination import ListParams, date_range, page_of
 from omnistream.security.principal import Actor
 
 
@@ -56,6 +56,7 @@ async def get_in(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) ->
 
 
 async def list_contacts(db: Database, actor: Actor, params: ListParams, **filters: Any) -> ContactList:
+    filters["created_from"], filters["created_to"] = date_range(filters.get("created_from"), filters.get("created_to"))
     if filters.get("tag"):
         filters["tag"] = filters["tag"].strip().lower()
     async with db.read(actor.tenant_id) as conn:

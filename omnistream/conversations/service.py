@@ -31,7 +31,7 @@ from omnistream.conversations.schemas import (
 from omnistream.db import Database, Savepoint
 from omnistream.divisions import service as divisions
 from omnistream.errors import AppError, BadRequest, Conflict, not_found
-from omnistream.kit.pagination import Cursor, ListParams, page_of
+from omnistream.kit.pagination import Cursor, ListParams, date_range, page_of
 from omnistream.security.permissions import RoleLevel
 from omnistream.security.principal import Actor
 from omnistream.transfers import service as transfers
@@ -118,12 +118,7 @@ async def list_conversations(
     q: str | None,
     with_total: bool = False,
 ) -> ConversationList:
-    # A time without an offset is UTC, as in cursors (and comparable with one that has an offset).
-    created_from, created_to = (
-        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (created_from, created_to)
-    )
-    if created_from and created_to and created_from > created_to:
-        raise BadRequest("created_from must not be after created_to", field="created_from")
+    created_from, created_to = date_range(created_from, created_to)
     assigned_agent_id, unassigned = _parse_assignee(assignee, actor)
     filters: dict[str, Any] = {
         "statuses": _parse_statuses(status),

@@ -90,3 +90,14 @@ def page_of(
         rows = rows[: params.per_page]
         return rows, cursor_of(rows[-1]).encode()
     return rows, None
+
+
+def date_range(created_from: datetime | None, created_to: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """A list's creation-time filter: a time without an offset is UTC (as in cursors), and the
+    range must not run backwards."""
+    created_from, created_to = (
+        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (created_from, created_to)
+    )
+    if created_from and created_to and created_from > created_to:
+        raise BadRequest("created_from must not be after created_to", field="created_from")
+    return created_from, created_to

@@ -16,7 +16,7 @@ from omnistream.contacts import service as contacts
 from omnistream.conversations import service as conversations
 from omnistream.db import Database
 from omnistream.errors import BadRequest, Conflict, Unprocessable
-from omnistream.kit.pagination import ListParams, page_of
+from omnistream.kit.pagination import ListParams, date_range, page_of
 from omnistream.messages import repository
 from omnistream.messages.schemas import (
     MEDIA_TYPES,
@@ -242,6 +242,7 @@ async def search_messages(
 ) -> MessageSearchResult:
     if not q.strip():
         raise BadRequest("q must contain a word to search for", field="q")
+    created_from, created_to = date_range(created_from, created_to)
     filters: dict[str, Any] = {
         "q": q,
         "channel": channel,

@@ -10,7 +10,7 @@ import msgspec
 from omnistream.activity import service as activity
 from omnistream.auth import sessions
 from omnistream.db import Database
-from omnistream.errors import BadRequest, Conflict, not_found
+from omnistream.errors import BadRequest, Conflict, Forbidden, not_found
 from omnistream.roles import repository
 from omnistream.roles.schemas import (
     Permission,
@@ -45,6 +45,15 @@ def _check_permissions(names: list[str]) -> list[str]:
     return sorted(set(names))
 
 
+def _check_grantable(actor: Actor, base_role: str, permissions: frozenset[str] | set[str]) -> None:
+    """Nobody hands out more than they hold: no higher level, no permission they lack."""
+    if RoleLevel[base_role] > actor.level:
+        raise Forbidden(f"you cannot grant the {base_role} level, which is above your own", field="base_role")
+    beyond = sorted(set(permissions) - actor.permissions)
+    if beyond:
+        raise Forbidden(f"you cannot grant permissions you do not hold: {', '.join(beyond)}", field="permissions")
+
+
 async def create_builtin_roles(conn: asyncpg.Connection, tenant_id: UUID) -> dict[str, UUID]:
     return {
         level.name: await repository.insert(
@@ -64,11 +73,14 @@ async def builtin_role_id(conn: asyncpg.Connection, tenant_id: UUID, base_role: 
     return await repository.builtin_id(conn, tenant_id, base_role)
 
 
-async def lock_for_assignment(conn: asyncpg.Connection, tenant_id: UUID, role_id: UUID) -> bool:
-    """Lock a role an agent is about to get; returns whether it is the built-in admin role."""
-    row = await repository.lock(conn, tenant_id, role_id)
+async def lock_for_assignment(conn: asyncpg.Connection, actor: Actor, role_id: UUID) -> bool:
+    """Lock a role the actor is about to give an agent, refusing one above the actor's own rights;
+    returns whether it is the built-in admin role."""
+    row = await repository.lock(conn, actor.tenant_id, role_id)
     if row is None:
         raise BadRequest("no such role in this organisation", field="role_id")
+    role = await get_in(conn, actor.tenant_id, role_id)
+    _check_grantable(actor, role.base_role, set(role.permissions))
     return bool(row["is_builtin"] and row["base_role"] == "admin")
 
 
@@ -95,6 +107,7 @@ async def get_role(db: Database, actor: Actor, role_id: UUID) -> Role:
 
 async def create_role(db: Database, actor: Actor, data: RoleCreate) -> Role:
     permissions = _check_permissions(data.permissions)
+    _check_grantable(actor, data.base_role, set(permissions))
     name = data.name.strip()
     async with db.tenant(actor.tenant_id) as conn:
         if await repository.name_taken(conn, actor.tenant_id, name, None):
@@ -142,6 +155,7 @@ async def update_role(db: Database, actor: Actor, role_id: UUID, data: RoleUpdat
             if await repository.name_taken(conn, actor.tenant_id, changes["name"], role_id):
                 raise Conflict(f"a role named {changes['name']!r} exists", field="name")
         merged = {k: current[k] for k in ("name", "description", "base_role", "permissions")} | changes
+        _check_grantable(actor, merged["base_role"], set(merged["permissions"]))
         await repository.update(conn, actor.tenant_id, role_id, **merged)
         await activity.record(conn, actor, "role.updated", "role", role_id, changes=changes)
         row = await repository.get(conn, actor.tenant_id, role_id)

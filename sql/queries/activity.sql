@@ -10,7 +10,7 @@ SELECT id, actor_type, actor_id, actor_email, action, object_type, object_id, ho
   FROM activity_logs
  WHERE tenant_id = :tenant_id
    AND (:actor_id::uuid IS NULL OR actor_id = :actor_id)
-   AND (:action::text IS NULL OR action = :action OR action LIKE :action || '.%')
+   AND (:action::text IS NULL OR action = :action OR starts_with(action, :action || '.'))
    AND (:object_type::text IS NULL OR object_type = :object_type)
    AND (:object_id::uuid IS NULL OR object_id = :object_id)
    AND (:created_from::timestamptz IS NULL OR created_at >= :created_from)
@@ -25,7 +25,7 @@ SELECT id, actor_type, actor_id, actor_email, action, object_type, object_id, ho
   FROM activity_logs
  WHERE tenant_id = :tenant_id
    AND (:actor_id::uuid IS NULL OR actor_id = :actor_id)
-   AND (:action::text IS NULL OR action = :action OR action LIKE :action || '.%')
+   AND (:action::text IS NULL OR action = :action OR starts_with(action, :action || '.'))
    AND (:object_type::text IS NULL OR object_type = :object_type)
    AND (:object_id::uuid IS NULL OR object_id = :object_id)
    AND (:created_from::timestamptz IS NULL OR created_at >= :created_from)
@@ -38,7 +38,7 @@ SELECT id, actor_type, actor_id, actor_email, action, object_type, object_id, ho
 SELECT count(*) FROM activity_logs
  WHERE tenant_id = :tenant_id
    AND (:actor_id::uuid IS NULL OR actor_id = :actor_id)
-   AND (:action::text IS NULL OR action = :action OR action LIKE :action || '.%')
+   AND (:action::text IS NULL OR action = :action OR starts_with(action, :action || '.'))
    AND (:object_type::text IS NULL OR object_type = :object_type)
    AND (:object_id::uuid IS NULL OR object_id = :object_id)
    AND (:created_from::timestamptz IS NULL OR created_at >= :created_from)

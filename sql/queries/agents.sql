@@ -12,7 +12,7 @@ SELECT u.id, u.email, u.name, u.role_id, r.name AS role, r.base_role, u.status, 
    AND (:status::text IS NULL OR u.status = :status)
    AND (:online_status::text IS NULL OR u.online_status = :online_status)
    AND (:role_id::uuid IS NULL OR u.role_id = :role_id)
-   AND (:q::text IS NULL OR u.name ILIKE '%' || :q || '%' OR u.email ILIKE '%' || :q || '%')
+   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0)
    AND (:cursor_at::timestamptz IS NULL OR (u.created_at, u.id) < (:cursor_at, :cursor_id::uuid))
  ORDER BY u.created_at DESC, u.id DESC
  LIMIT :limit OFFSET :offset;
@@ -25,7 +25,7 @@ SELECT u.id, u.email, u.name, u.role_id, r.name AS role, r.base_role, u.status, 
    AND (:status::text IS NULL OR u.status = :status)
    AND (:online_status::text IS NULL OR u.online_status = :online_status)
    AND (:role_id::uuid IS NULL OR u.role_id = :role_id)
-   AND (:q::text IS NULL OR u.name ILIKE '%' || :q || '%' OR u.email ILIKE '%' || :q || '%')
+   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0)
    AND (:cursor_at::timestamptz IS NULL OR (u.created_at, u.id) > (:cursor_at, :cursor_id::uuid))
  ORDER BY u.created_at, u.id
  LIMIT :limit OFFSET :offset;
@@ -36,7 +36,7 @@ SELECT count(*) FROM users u
    AND (:status::text IS NULL OR u.status = :status)
    AND (:online_status::text IS NULL OR u.online_status = :online_status)
    AND (:role_id::uuid IS NULL OR u.role_id = :role_id)
-   AND (:q::text IS NULL OR u.name ILIKE '%' || :q || '%' OR u.email ILIKE '%' || :q || '%');
+   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0);
 
 -- name: email_taken$
 SELECT EXISTS (SELECT 1 FROM users

@@ -13,8 +13,8 @@ SELECT c.id, c.name, c.phone, c.email, c.tags, c.custom_attributes, c.last_seen_
           FROM contact_identities i WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id) AS identities
   FROM contacts c
  WHERE c.tenant_id = :tenant_id
-   AND (:q::text IS NULL OR c.name ILIKE '%' || :q || '%' OR c.email ILIKE '%' || :q || '%'
-        OR c.phone ILIKE '%' || :q || '%')
+   AND (:q::text IS NULL OR strpos(lower(c.name), lower(:q)) > 0 OR strpos(lower(c.email), lower(:q)) > 0
+        OR strpos(lower(c.phone), lower(:q)) > 0)
    AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
    AND (:channel::text IS NULL OR EXISTS (SELECT 1 FROM contact_identities i
                                            WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id
@@ -32,8 +32,8 @@ SELECT c.id, c.name, c.phone, c.email, c.tags, c.custom_attributes, c.last_seen_
           FROM contact_identities i WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id) AS identities
   FROM contacts c
  WHERE c.tenant_id = :tenant_id
-   AND (:q::text IS NULL OR c.name ILIKE '%' || :q || '%' OR c.email ILIKE '%' || :q || '%'
-        OR c.phone ILIKE '%' || :q || '%')
+   AND (:q::text IS NULL OR strpos(lower(c.name), lower(:q)) > 0 OR strpos(lower(c.email), lower(:q)) > 0
+        OR strpos(lower(c.phone), lower(:q)) > 0)
    AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
    AND (:channel::text IS NULL OR EXISTS (SELECT 1 FROM contact_identities i
                                            WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id
@@ -47,8 +47,8 @@ SELECT c.id, c.name, c.phone, c.email, c.tags, c.custom_attributes, c.last_seen_
 -- name: count_contacts$
 SELECT count(*) FROM contacts c
  WHERE c.tenant_id = :tenant_id
-   AND (:q::text IS NULL OR c.name ILIKE '%' || :q || '%' OR c.email ILIKE '%' || :q || '%'
-        OR c.phone ILIKE '%' || :q || '%')
+   AND (:q::text IS NULL OR strpos(lower(c.name), lower(:q)) > 0 OR strpos(lower(c.email), lower(:q)) > 0
+        OR strpos(lower(c.phone), lower(:q)) > 0)
    AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
    AND (:channel::text IS NULL OR EXISTS (SELECT 1 FROM contact_identities i
                                            WHERE i.tenant_id = c.tenant_id AND i.contact_id = c.id

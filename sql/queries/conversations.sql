@@ -31,8 +31,8 @@ SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_
    AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
    AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
    AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
-        OR k.phone ILIKE '%' || :q || '%' OR c.last_message_preview ILIKE '%' || :q || '%')
+   AND (:q::text IS NULL OR strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0
+        OR strpos(lower(k.phone), lower(:q)) > 0 OR strpos(lower(c.last_message_preview), lower(:q)) > 0)
    AND (:see_all OR c.assigned_agent_id = :viewer_id
         OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
         OR c.division_id = ANY(:viewer_divisions::uuid[]))
@@ -57,8 +57,8 @@ SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_
    AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
    AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
    AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
-        OR k.phone ILIKE '%' || :q || '%' OR c.last_message_preview ILIKE '%' || :q || '%')
+   AND (:q::text IS NULL OR strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0
+        OR strpos(lower(k.phone), lower(:q)) > 0 OR strpos(lower(c.last_message_preview), lower(:q)) > 0)
    AND (:see_all OR c.assigned_agent_id = :viewer_id
         OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
         OR c.division_id = ANY(:viewer_divisions::uuid[]))
@@ -83,8 +83,8 @@ SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_
    AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
    AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
    AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
-        OR k.phone ILIKE '%' || :q || '%' OR c.last_message_preview ILIKE '%' || :q || '%')
+   AND (:q::text IS NULL OR strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0
+        OR strpos(lower(k.phone), lower(:q)) > 0 OR strpos(lower(c.last_message_preview), lower(:q)) > 0)
    AND (:see_all OR c.assigned_agent_id = :viewer_id
         OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
         OR c.division_id = ANY(:viewer_divisions::uuid[]))
@@ -109,8 +109,8 @@ SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_
    AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
    AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
    AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
-        OR k.phone ILIKE '%' || :q || '%' OR c.last_message_preview ILIKE '%' || :q || '%')
+   AND (:q::text IS NULL OR strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0
+        OR strpos(lower(k.phone), lower(:q)) > 0 OR strpos(lower(c.last_message_preview), lower(:q)) > 0)
    AND (:see_all OR c.assigned_agent_id = :viewer_id
         OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
         OR c.division_id = ANY(:viewer_divisions::uuid[]))
@@ -132,11 +132,11 @@ SELECT count(*)
    AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
    AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
    AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR c.last_message_preview ILIKE '%' || :q || '%'
+   AND (:q::text IS NULL OR strpos(lower(c.last_message_preview), lower(:q)) > 0
         OR EXISTS (SELECT 1 FROM contacts k
                     WHERE k.tenant_id = c.tenant_id AND k.id = c.contact_id
-                      AND (k.name ILIKE '%' || :q || '%' OR k.email ILIKE '%' || :q || '%'
-                           OR k.phone ILIKE '%' || :q || '%')))
+                      AND (strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0
+                           OR strpos(lower(k.phone), lower(:q)) > 0)))
    AND (:see_all OR c.assigned_agent_id = :viewer_id
         OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
         OR c.division_id = ANY(:viewer_divisions::uuid[]));

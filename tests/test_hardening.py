@@ -1,0 +1,85 @@
+"""Rights cannot be escalated, text filters are literal, and date ranges are checked everywhere."""
+
+from __future__ import annotations
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import Tenant, create_agent, ingest
+
+
+async def _deputy(client: AsyncTestClient, tenant: Tenant, permissions: list[str]) -> dict:
+    """An admin-level agent whose custom role holds only some permissions."""
+    role = await client.post(
+        "/api/roles", json={"name": "Deputy", "base_role": "admin", "permissions": permissions}, headers=tenant.headers
+    )
+    assert role.status_code == 201, role.text
+    return await create_agent(client, tenant, "admin", role_id=role.json()["id"])
+
+
+async def test_a_role_cannot_grant_more_than_its_creator_holds(client: AsyncTestClient, tenant: Tenant) -> None:
+    deputy = await _deputy(client, tenant, ["roles.manage", "agents.read"])
+    beyond = await client.post(
+        "/api/roles", json={"name": "Sneaky", "permissions": ["billing.manage"]}, headers=deputy["headers"]
+    )
+    assert beyond.status_code == 403
+    assert "billing.manage" in beyond.json()["detail"]
+    within = await client.post(
+        "/api/roles", json={"name": "Reader", "permissions": ["agents.read"]}, headers=deputy["headers"]
+    )
+    assert within.status_code == 201, within.text
+    widened = await client.patch(
+        f"/api/roles/{within.json()['id']}", json={"permissions": ["activity_logs.read"]}, headers=deputy["headers"]
+    )
+    assert widened.status_code == 403
+    roles = (await client.get("/api/roles", headers=tenant.headers)).json()["roles"]
+    assert "Sneaky" not in {r["name"] for r in roles}
+    assert next(r for r in roles if r["name"] == "Reader")["permissions"] == ["agents.read"]
+
+
+async def test_an_agent_cannot_be_given_a_role_above_the_actor(client: AsyncTestClient, tenant: Tenant) -> None:
+    deputy = await _deputy(client, tenant, ["agents.manage", "agents.read", "roles.manage"])
+    roles = (await client.get("/api/roles", headers=tenant.headers)).json()["roles"]
+    admin_role = next(r["id"] for r in roles if r["is_builtin"] and r["base_role"] == "admin")
+    # The deputy would become a full admin by giving itself the built-in admin role.
+    promoted = await client.patch(
+        f"/api/agents/{deputy['id']}", json={"role_id": admin_role}, headers=deputy["headers"]
+    )
+    assert promoted.status_code == 403
+    created = await client.post(
+        "/api/agents",
+        json={"email": "new@example.com", "name": "New", "password": "long enough pw", "role_id": admin_role},
+        headers=deputy["headers"],
+    )
+    assert created.status_code == 403
+    me = (await client.get("/api/auth/me", headers=deputy["headers"])).json()
+    assert me["role"] == "Deputy"
+
+
+@pytest.mark.parametrize("path", ["/api/agents", "/api/contacts", "/api/conversations"])
+async def test_text_filters_match_literally(client: AsyncTestClient, tenant: Tenant, db, path: str) -> None:
+    await ingest(db, tenant, "hi", contact_name="Plain Name")
+    everything = await client.get(path, headers=tenant.headers)
+    assert everything.json()["total"] >= 1
+    for wildcard in ("%", "_", "%_%"):
+        response = await client.get(path, params={"q": wildcard}, headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["total"] == 0, f"{wildcard!r} must not act as a wildcard"
+
+
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [
+        ("/api/contacts", {}),
+        ("/api/messages/search", {"q": "hello"}),
+        ("/api/conversations", {}),
+        ("/api/activity-logs", {}),
+    ],
+)
+async def test_backwards_or_mixed_date_ranges(client: AsyncTestClient, tenant: Tenant, path: str, extra: dict) -> None:
+    backwards = {"created_from": "2026-02-01T00:00:00Z", "created_to": "2026-01-01T00:00:00", **extra}
+    response = await client.get(path, params=backwards, headers=tenant.headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["field"] == "created_from"
+    mixed = {"created_from": "2026-01-01T00:00:00", "created_to": "2026-02-01T00:00:00+07:00", **extra}
+    assert (await client.get(path, params=mixed, headers=tenant.headers)).status_code == 200
