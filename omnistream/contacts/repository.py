@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -33,33 +32,6 @@ async def list_page(
 
 async def update(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID, **values: Any) -> bool:
     return await queries.update_contact(conn, tenant_id=tenant_id, id=contact_id, **values) is not None
-
-
-async def resolve_identity(
-    conn: asyncpg.Connection,
-    tenant_id: UUID,
-    *,
-    channel: str,
-    external_id: str,
-    name: str | None,
-    phone: str | None,
-    email: str | None,
-    seen_at: datetime,
-) -> asyncpg.Record:
-    return await queries.resolve_identity(
-        conn,
-        tenant_id=tenant_id,
-        channel=channel,
-        external_id=external_id,
-        name=name,
-        phone=phone,
-        email=email,
-        seen_at=seen_at,
-    )
-
-
-async def identity_contact(conn: asyncpg.Connection, tenant_id: UUID, channel: str, external_id: str) -> UUID:
-    return await queries.identity_contact(conn, tenant_id=tenant_id, channel=channel, external_id=external_id)
 
 
 async def delete(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> None:

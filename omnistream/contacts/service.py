@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,28 +22,9 @@ def normalize_tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
 
 
-async def resolve_identity(
-    conn: asyncpg.Connection,
-    tenant_id: UUID,
-    *,
-    channel: str,
-    external_id: str,
-    name: str | None,
-    phone: str | None,
-    email: str | None,
-    seen_at: datetime,
-) -> tuple[UUID, bool]:
-    """The contact behind a channel identity, created on first sight; returns (id, created)."""
-    row = await repository.resolve_identity(
-        conn, tenant_id, channel=channel, external_id=external_id, name=name, phone=phone, email=email, seen_at=seen_at
-    )
-    if row["existing_id"] is not None:
-        return row["existing_id"], False
-    if row["created_id"] is not None:
-        return row["created_id"], True
-    # A concurrent first sight of the same identity won: drop our contact, use theirs.
-    await repository.delete(conn, tenant_id, row["attempted_id"])
-    return await repository.identity_contact(conn, tenant_id, channel, external_id), False
+async def discard(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> None:
+    """Remove a contact made a moment ago that lost a race for its identity."""
+    await repository.delete(conn, tenant_id, contact_id)
 
 
 async def exists(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> bool:

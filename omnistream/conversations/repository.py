@@ -71,14 +71,6 @@ async def mark_read(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: 
     await queries.mark_read(conn, tenant_id=tenant_id, id=conversation_id, user_id=user_id)
 
 
-async def open_thread(
-    conn: asyncpg.Connection, tenant_id: UUID, *, contact_id: UUID, channel: str, account_id: UUID | None, at: datetime
-) -> asyncpg.Record | None:
-    return await queries.open_thread(
-        conn, tenant_id=tenant_id, contact_id=contact_id, channel=channel, account_id=account_id, at=at
-    )
-
-
 async def record_outbound(
     conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, at: datetime, preview: str
 ) -> None:

@@ -435,19 +435,6 @@ async def expire(
 # ------------------------------------------------------------------ for ingestion and messages
 
 
-async def open_thread(
-    conn: asyncpg.Connection, tenant_id: UUID, *, contact_id: UUID, channel: str, account_id: UUID | None, at: datetime
-) -> tuple[UUID, str, bool]:
-    """The live conversation for a contact on a channel, opened if needed: (id, status, created)."""
-    for _ in range(3):
-        row = await repository.open_thread(
-            conn, tenant_id, contact_id=contact_id, channel=channel, account_id=account_id, at=at
-        )
-        if row is not None:
-            return row["id"], row["status"], row["created"]
-    raise RuntimeError("could not open a conversation thread after three attempts")
-
-
 async def record_outbound(
     conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, at: datetime, preview: str
 ) -> None:

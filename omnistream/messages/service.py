@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import msgspec
 import structlog
 from arq import ArqRedis
@@ -46,6 +47,27 @@ class _AlreadyStored(Exception):
     """Raised inside the ingestion transaction to roll it back: another delivery stored the message first."""
 
 
+async def _open_thread(conn: asyncpg.Connection, inbound: InboundMessage, at: datetime) -> asyncpg.Record:
+    for _ in range(3):
+        thread = await repository.open_thread_for_identity(
+            conn,
+            inbound.tenant_id,
+            channel=inbound.channel,
+            external_id=inbound.external_id,
+            account_id=inbound.account_id,
+            name=inbound.contact_name,
+            phone=inbound.contact_phone,
+            email=inbound.contact_email,
+            at=at,
+        )
+        if thread["conversation_id"] is not None:
+            return thread
+        if thread["contact_id"] is None and thread["attempted_contact_id"] is not None:
+            # Another delivery saw this identity first: drop our contact and use theirs.
+            await contacts.discard(conn, inbound.tenant_id, thread["attempted_contact_id"])
+    raise RuntimeError("could not open a conversation thread after three attempts")
+
+
 async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
     """Store a customer's message and everything it implies, in one transaction.
 
@@ -59,24 +81,10 @@ async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
     # new), and its transaction is rolled back with whatever it created on the way.
     try:
         async with db.tenant(inbound.tenant_id) as conn:
-            contact_id, contact_created = await contacts.resolve_identity(
-                conn,
-                inbound.tenant_id,
-                channel=inbound.channel,
-                external_id=inbound.external_id,
-                name=inbound.contact_name,
-                phone=inbound.contact_phone,
-                email=inbound.contact_email,
-                seen_at=at,
-            )
-            conversation_id, previous_status, created = await conversations.open_thread(
-                conn,
-                inbound.tenant_id,
-                contact_id=contact_id,
-                channel=inbound.channel,
-                account_id=inbound.account_id,
-                at=at,
-            )
+            thread = await _open_thread(conn, inbound, at)
+            contact_id, contact_created = thread["contact_id"], thread["contact_created"]
+            conversation_id, previous_status = thread["conversation_id"], thread["status"]
+            created = thread["conversation_created"]
             stored = await repository.store_inbound(
                 conn,
                 inbound.tenant_id,

@@ -67,37 +67,6 @@ UPDATE contacts
  WHERE tenant_id = :tenant_id AND id = :id
 RETURNING id;
 
--- name: resolve_identity^
--- The contact behind a channel identity, created on first sight. A concurrent first sight
--- loses the identity insert and returns nothing; the caller then reads the winner's row.
-WITH existing AS (
-  SELECT contact_id FROM contact_identities
-   WHERE tenant_id = :tenant_id AND channel = :channel AND external_id = :external_id
-), touched AS (
-  UPDATE contacts
-     SET last_seen_at = GREATEST(last_seen_at, :seen_at),
-         name = CASE WHEN name = '' THEN COALESCE(:name, '') ELSE name END
-   WHERE tenant_id = :tenant_id AND id = (SELECT contact_id FROM existing)
-  RETURNING id
-), new_contact AS (
-  INSERT INTO contacts (tenant_id, name, phone, email, last_seen_at)
-  SELECT :tenant_id, COALESCE(:name, ''), :phone, :email, :seen_at
-   WHERE NOT EXISTS (SELECT 1 FROM existing)
-  RETURNING id
-), new_identity AS (
-  INSERT INTO contact_identities (tenant_id, channel, external_id, contact_id)
-  SELECT :tenant_id, :channel, :external_id, id FROM new_contact
-  ON CONFLICT DO NOTHING
-  RETURNING contact_id
-)
-SELECT (SELECT contact_id FROM existing) AS existing_id,
-       (SELECT contact_id FROM new_identity) AS created_id,
-       (SELECT id FROM new_contact) AS attempted_id;
-
--- name: identity_contact$
-SELECT contact_id FROM contact_identities
- WHERE tenant_id = :tenant_id AND channel = :channel AND external_id = :external_id;
-
 -- name: delete_contact!
 DELETE FROM contacts WHERE tenant_id = :tenant_id AND id = :id;
 

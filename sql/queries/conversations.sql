@@ -182,26 +182,6 @@ INSERT INTO conversation_reads (tenant_id, conversation_id, user_id, last_read_a
 VALUES (:tenant_id, :id, :user_id, clock_timestamp())
 ON CONFLICT (conversation_id, user_id) DO UPDATE SET last_read_at = EXCLUDED.last_read_at;
 
--- name: open_thread^
--- The live conversation of a contact on a channel and account, opened if there is none.
--- A concurrent opener loses the insert (the live-thread unique index) and returns nothing;
--- the caller then tries again and finds the winner's conversation.
-WITH live AS (
-  SELECT id, status FROM conversations
-   WHERE tenant_id = :tenant_id AND contact_id = :contact_id AND channel = :channel
-     AND account_id IS NOT DISTINCT FROM :account_id::uuid AND status IN ('open', 'pending', 'resolved')
-   FOR UPDATE
-), created AS (
-  INSERT INTO conversations (tenant_id, contact_id, channel, account_id, last_activity_at, created_at)
-  SELECT :tenant_id, :contact_id, :channel, :account_id::uuid, :at, :at
-   WHERE NOT EXISTS (SELECT 1 FROM live)
-  ON CONFLICT DO NOTHING
-  RETURNING id, status
-)
-SELECT id, status, false AS created FROM live
-UNION ALL
-SELECT id, status, true AS created FROM created;
-
 -- name: record_outbound!
 UPDATE conversations
    SET message_count = message_count + 1,

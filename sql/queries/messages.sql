@@ -28,6 +28,52 @@ SELECT count(*) FROM messages WHERE tenant_id = :tenant_id AND conversation_id =
 SELECT id, conversation_id FROM messages
  WHERE tenant_id = :tenant_id AND channel = :channel AND provider_message_id = :provider_message_id;
 
+-- name: open_thread_for_identity^
+-- Ingestion's first statement: the contact behind a channel identity (created on first
+-- sight) and that contact's live conversation on the channel and account (opened if there
+-- is none), in one round trip. A concurrent first sight of the identity or first message of
+-- the thread loses its insert to a unique index and returns no contact or no conversation;
+-- the caller discards what it made and asks again, finding the winner's rows.
+WITH existing AS (
+  SELECT contact_id FROM contact_identities
+   WHERE tenant_id = :tenant_id AND channel = :channel AND external_id = :external_id
+), touched AS (
+  UPDATE contacts
+     SET last_seen_at = GREATEST(last_seen_at, :at),
+         name = CASE WHEN name = '' THEN COALESCE(:name, '') ELSE name END
+   WHERE tenant_id = :tenant_id AND id = (SELECT contact_id FROM existing)
+  RETURNING id
+), new_contact AS (
+  INSERT INTO contacts (tenant_id, name, phone, email, last_seen_at)
+  SELECT :tenant_id, COALESCE(:name, ''), :phone, :email, :at
+   WHERE NOT EXISTS (SELECT 1 FROM existing)
+  RETURNING id
+), new_identity AS (
+  INSERT INTO contact_identities (tenant_id, channel, external_id, contact_id)
+  SELECT :tenant_id, :channel, :external_id, id FROM new_contact
+  ON CONFLICT DO NOTHING
+  RETURNING contact_id
+), contact AS (
+  SELECT contact_id FROM existing UNION ALL SELECT contact_id FROM new_identity
+), live AS (
+  SELECT c.id, c.status FROM conversations c
+   WHERE c.tenant_id = :tenant_id AND c.contact_id = (SELECT contact_id FROM contact) AND c.channel = :channel
+     AND c.account_id IS NOT DISTINCT FROM :account_id::uuid AND c.status IN ('open', 'pending', 'resolved')
+   FOR UPDATE
+), opened AS (
+  INSERT INTO conversations (tenant_id, contact_id, channel, account_id, last_activity_at, created_at)
+  SELECT :tenant_id, contact_id, :channel, :account_id::uuid, :at, :at FROM contact
+   WHERE NOT EXISTS (SELECT 1 FROM live)
+  ON CONFLICT DO NOTHING
+  RETURNING id, status
+)
+SELECT (SELECT contact_id FROM contact) AS contact_id,
+       EXISTS (SELECT 1 FROM new_identity) AS contact_created,
+       (SELECT id FROM new_contact) AS attempted_contact_id,
+       COALESCE((SELECT id FROM live), (SELECT id FROM opened)) AS conversation_id,
+       COALESCE((SELECT status FROM live), (SELECT status FROM opened)) AS status,
+       EXISTS (SELECT 1 FROM opened) AS conversation_created;
+
 -- name: store_inbound^
 -- The message and the conversation's counters in one statement: ingestion's hot path.
 -- Nothing comes back when the provider's id is already stored (a redelivered webhook).
