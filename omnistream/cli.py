@@ -203,6 +203,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if settings.embedded:
         _say("DATABASE_URL and REDIS_URL must be set for `worker`")
         return 2
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
     run_worker(WorkerSettings, **worker_overrides(settings))  # type: ignore[arg-type]
     return 0
 
