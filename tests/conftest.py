@@ -211,3 +211,28 @@ async def ingest(
         **overrides,
     )
     return await ingest_inbound(db, inbound)
+
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    """The RFC 9457 body of an error response, after checking its status, media type and fields."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
+    body = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+def refused(response: Any) -> None:
+    """A client error with problem details: never a 500, never a success."""
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
+
+
+def headers_of(who: Tenant | dict[str, Any]) -> dict[str, str]:
+    """The auth headers of a tenant's admin or of an agent made by `create_agent`."""
+    return who.headers if isinstance(who, Tenant) else who["headers"]

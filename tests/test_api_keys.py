@@ -7,22 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import PASSWORD, Tenant, create_agent
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    body = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    return body
+from tests.conftest import PASSWORD, PROBLEM_JSON, Tenant, create_agent, problem
 
 
 def error_fields(body: dict[str, Any]) -> set[str]:

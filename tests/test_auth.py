@@ -14,20 +14,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from omnistream.config import Settings
-from tests.conftest import PASSWORD, Tenant, create_agent, register
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The RFC 9457 body of an error response, after checking its status and media type."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    body = response.json()
-    assert body["status"] == status
-    assert body["title"]
-    assert body["detail"]
-    return body
+from tests.conftest import PASSWORD, Tenant, create_agent, problem, register
 
 
 def error_fields(body: dict[str, Any]) -> set[str]:

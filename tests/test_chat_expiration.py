@@ -7,26 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
 from omnistream.chat_expiration import service as chat_expiration
 from omnistream.config import Settings
 from omnistream.db import Database
-from tests.conftest import Tenant, create_agent
+from tests.conftest import Tenant, create_agent, problem
 
-PROBLEM_JSON = "application/problem+json"
 RULES = "/api/chat-expiration-rules"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    body = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    return body
 
 
 async def list_rules(client: AsyncTestClient, tenant: Tenant) -> dict[str, Any]:

@@ -10,25 +10,9 @@ import asyncpg
 import httpx
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import Tenant, create_agent, ingest
+from tests.conftest import Tenant, create_agent, headers_of, ingest, problem, refused
 
 CONTACTS = "/api/contacts"
-PROBLEM_JSON = "application/problem+json"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    return response.json()
-
-
-def refused(response: httpx.Response) -> None:
-    assert 400 <= response.status_code < 500, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-
-
-def headers_of(who: Tenant | dict[str, Any]) -> dict[str, str]:
-    return who.headers if isinstance(who, Tenant) else who["headers"]
 
 
 async def new_contact(db: Any, tenant: Tenant, **kwargs: Any) -> str:

@@ -15,29 +15,12 @@ from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
 from omnistream.automation.service import payload_hash
-from tests.conftest import Tenant, create_agent, ingest
+from tests.conftest import Tenant, create_agent, headers_of, ingest, problem, refused
 
 CONVERSATIONS = "/api/conversations"
-PROBLEM_JSON = "application/problem+json"
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    return response.json()
-
-
-def refused(response: httpx.Response) -> None:
-    """A client error with problem details: never a 500, never a success."""
-    assert 400 <= response.status_code < 500, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-
-
-def headers_of(who: Tenant | dict[str, Any]) -> dict[str, str]:
-    return who.headers if isinstance(who, Tenant) else who["headers"]
 
 
 async def open_conversation(db: Any, tenant: Tenant, text: str = "hello", **kwargs: Any) -> str:

@@ -15,20 +15,9 @@ from litestar.testing import AsyncTestClient
 from omnistream.config import Settings
 from omnistream.db import Database
 from omnistream.divisions import service as divisions
-from tests.conftest import PASSWORD, Tenant, create_agent
+from tests.conftest import PASSWORD, PROBLEM_JSON, Tenant, create_agent, problem
 
-PROBLEM_JSON = "application/problem+json"
 NOWHERE = "00000000-0000-4000-8000-000000000000"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The RFC 9457 body of an error response, after checking its status and media type."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    body = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    return body
 
 
 def at(text: str) -> datetime:

@@ -21,19 +21,8 @@ from omnistream.channels import DeliveryError, OutboundMessage, SendResult
 from omnistream.config import Settings
 from omnistream.db import Database
 from omnistream.messages.tasks import MAX_ATTEMPTS, deliver_message, sweep_queued_messages
-from tests.conftest import Tenant, create_agent, ingest
+from tests.conftest import Tenant, create_agent, ingest, problem
 from workers.settings import WorkerSettings, worker_overrides
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    body = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    return body
 
 
 def messages_url(conversation_id: UUID | str) -> str:

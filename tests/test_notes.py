@@ -6,23 +6,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
 from omnistream.db import Database
-from tests.conftest import Tenant, create_agent, ingest
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    body = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    return body
+from tests.conftest import Tenant, create_agent, ingest, problem
 
 
 def at(value: str) -> datetime:

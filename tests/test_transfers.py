@@ -8,25 +8,9 @@ from uuid import uuid4
 import httpx
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import Tenant, create_agent, ingest
+from tests.conftest import Tenant, create_agent, headers_of, ingest, problem, refused
 
 CONVERSATIONS = "/api/conversations"
-PROBLEM_JSON = "application/problem+json"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    return response.json()
-
-
-def refused(response: httpx.Response) -> None:
-    assert 400 <= response.status_code < 500, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-
-
-def headers_of(who: Tenant | dict[str, Any]) -> dict[str, str]:
-    return who.headers if isinstance(who, Tenant) else who["headers"]
 
 
 async def open_conversation(db: Any, tenant: Tenant) -> str:

@@ -16,22 +16,12 @@ from litestar.testing import AsyncTestClient
 from omnistream.config import Settings
 from omnistream.db import Database
 from omnistream.working_hours import service as working_hours
-from tests.conftest import Tenant, create_agent, register
+from tests.conftest import Tenant, create_agent, problem, register
 
-PROBLEM_JSON = "application/problem+json"
 NOWHERE = "00000000-0000-4000-8000-000000000000"
 
 NINE_TO_FIVE = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in range(5)]
 ALWAYS = [{"weekday": d, "start": "00:00", "end": "24:00"} for d in range(7)]
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
-    body = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    return body
 
 
 def error_fields(body: dict[str, Any]) -> set[str]:
