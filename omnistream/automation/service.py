@@ -52,6 +52,21 @@ class Outbox:
         )
         return event_id
 
+    def columns(self) -> dict[str, list[Any]]:
+        """The events as one array per column (`event_ids`, `event_types`, ...), for a statement
+        that writes them together with the change itself."""
+        names = ("id", "event_type", "conversation_id", "contact_id", "payload", "payload_hash", "source")
+        plural = {
+            "id": "event_ids",
+            "event_type": "event_types",
+            "conversation_id": "event_conversation_ids",
+            "contact_id": "event_contact_ids",
+            "payload": "event_payloads",
+            "payload_hash": "event_hashes",
+            "source": "event_sources",
+        }
+        return {plural[name]: [event[name] for event in self.events] for name in names}
+
     async def write(self, conn: asyncpg.Connection) -> list[UUID]:
         if self.events:
             await repository.insert_events(conn, self.events)

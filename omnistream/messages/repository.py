@@ -39,7 +39,7 @@ async def open_thread_for_identity(conn: asyncpg.Connection, tenant_id: UUID, **
     return await queries.open_thread_for_identity(conn, tenant_id=tenant_id, **values)
 
 
-async def store_inbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> asyncpg.Record | None:
+async def store_inbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> UUID | None:
     return await queries.store_inbound(conn, tenant_id=tenant_id, **values)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import msgspec
@@ -85,22 +85,9 @@ async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
             contact_id, contact_created = thread["contact_id"], thread["contact_created"]
             conversation_id, previous_status = thread["conversation_id"], thread["status"]
             created = thread["conversation_created"]
-            stored = await repository.store_inbound(
-                conn,
-                inbound.tenant_id,
-                conversation_id=conversation_id,
-                channel=inbound.channel,
-                type=inbound.type,
-                text=inbound.text,
-                content=inbound.content,
-                provider_message_id=inbound.provider_message_id,
-                at=at,
-                preview=preview_of(inbound.type, inbound.text),
-            )
-            if stored is None:
-                raise _AlreadyStored
-            message_id = stored["message_id"]
-            current = conversations.snapshot(stored)
+            message_id = uuid4()
+            # The row is locked by now, so what the store will leave behind is known here.
+            current = conversations.snapshot_after_inbound(thread, contact_id, inbound.channel, inbound.account_id)
             outbox = Outbox(inbound.tenant_id, source=inbound.source)
             if created:
                 outbox.add(
@@ -132,7 +119,23 @@ async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
                     },
                 },
             )
-            event_ids = await outbox.write(conn)
+            stored = await repository.store_inbound(
+                conn,
+                inbound.tenant_id,
+                id=message_id,
+                conversation_id=conversation_id,
+                channel=inbound.channel,
+                type=inbound.type,
+                text=inbound.text,
+                content=inbound.content,
+                provider_message_id=inbound.provider_message_id,
+                at=at,
+                preview=preview_of(inbound.type, inbound.text),
+                **outbox.columns(),
+            )
+            if stored is None:
+                raise _AlreadyStored
+            event_ids = [event["id"] for event in outbox.events]
     except _AlreadyStored:
         async with db.tenant(inbound.tenant_id) as conn:
             stored = await repository.find_by_provider_id(

@@ -56,7 +56,7 @@ WITH existing AS (
 ), contact AS (
   SELECT contact_id FROM existing UNION ALL SELECT contact_id FROM new_identity
 ), live AS (
-  SELECT c.id, c.status FROM conversations c
+  SELECT c.id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority, c.handled_by FROM conversations c
    WHERE c.tenant_id = :tenant_id AND c.contact_id = (SELECT contact_id FROM contact) AND c.channel = :channel
      AND c.account_id IS NOT DISTINCT FROM :account_id::uuid AND c.status IN ('open', 'pending', 'resolved')
    FOR UPDATE
@@ -65,42 +65,56 @@ WITH existing AS (
   SELECT :tenant_id, contact_id, :channel, :account_id::uuid, :at, :at FROM contact
    WHERE NOT EXISTS (SELECT 1 FROM live)
   ON CONFLICT DO NOTHING
-  RETURNING id, status
+  RETURNING id, status, assigned_agent_id, division_id, tags, priority, handled_by
+), thread AS (
+  SELECT * FROM live UNION ALL SELECT * FROM opened
 )
 SELECT (SELECT contact_id FROM contact) AS contact_id,
        EXISTS (SELECT 1 FROM new_identity) AS contact_created,
        (SELECT id FROM new_contact) AS attempted_contact_id,
-       COALESCE((SELECT id FROM live), (SELECT id FROM opened)) AS conversation_id,
-       COALESCE((SELECT status FROM live), (SELECT status FROM opened)) AS status,
-       EXISTS (SELECT 1 FROM opened) AS conversation_created;
+       thread.id AS conversation_id, thread.status, thread.assigned_agent_id, thread.division_id, thread.tags,
+       thread.priority, thread.handled_by,
+       EXISTS (SELECT 1 FROM opened) AS conversation_created
+  FROM (SELECT 1) one LEFT JOIN thread ON true;
 
--- name: store_inbound^
--- The message and the conversation's counters in one statement: ingestion's hot path.
--- Nothing comes back when the provider's id is already stored (a redelivered webhook).
--- A resolved conversation reopens. Returns the conversation as automation events carry it.
+-- name: store_inbound$
+-- The message, the conversation's counters and the automation events in one statement:
+-- ingestion's hot path. The conversation row is locked by the statement before, so the events'
+-- snapshot, made by the caller, is what this statement leaves behind. Nothing is written and
+-- NULL comes back when the provider's id is already stored (a redelivered webhook).
 WITH stored AS (
-  INSERT INTO messages (tenant_id, conversation_id, channel, direction, type, text, content, provider_message_id,
-                        status, sender_type, sent_at)
-  VALUES (:tenant_id, :conversation_id, :channel, 'inbound', :type, :text, :content, :provider_message_id,
+  INSERT INTO messages (id, tenant_id, conversation_id, channel, direction, type, text, content,
+                        provider_message_id, status, sender_type, sent_at)
+  VALUES (:id, :tenant_id, :conversation_id, :channel, 'inbound', :type, :text, :content, :provider_message_id,
           'received', 'contact', :at)
   ON CONFLICT (tenant_id, channel, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
   RETURNING id
+), counted AS (
+  UPDATE conversations
+     SET message_count = message_count + 1,
+         unread_count = unread_count + 1,
+         last_message_at = GREATEST(last_message_at, :at),
+         last_inbound_at = GREATEST(last_inbound_at, :at),
+         last_activity_at = GREATEST(last_activity_at, :at),
+         last_message_preview = CASE WHEN last_message_at IS NULL OR :at >= last_message_at
+                                     THEN :preview ELSE last_message_preview END,
+         status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END,
+         status_changed_at = CASE WHEN status = 'resolved' THEN clock_timestamp() ELSE status_changed_at END,
+         status_changed_by = CASE WHEN status = 'resolved' THEN NULL ELSE status_changed_by END,
+         updated_at = clock_timestamp()
+   WHERE tenant_id = :tenant_id AND id = :conversation_id AND EXISTS (SELECT 1 FROM stored)
+  RETURNING id
+), events AS (
+  INSERT INTO automation_events (id, tenant_id, event_type, conversation_id, contact_id, payload, payload_hash,
+                                 source)
+  SELECT e.id, :tenant_id, e.event_type, e.conversation_id, e.contact_id, e.payload, e.payload_hash, e.source
+    FROM unnest(:event_ids::uuid[], :event_types::text[], :event_conversation_ids::uuid[],
+                :event_contact_ids::uuid[], :event_payloads::jsonb[], :event_hashes::text[],
+                :event_sources::text[]) AS e(id, event_type, conversation_id, contact_id, payload, payload_hash,
+                                             source)
+   WHERE EXISTS (SELECT 1 FROM stored)
 )
-UPDATE conversations
-   SET message_count = message_count + 1,
-       unread_count = unread_count + 1,
-       last_message_at = GREATEST(last_message_at, :at),
-       last_inbound_at = GREATEST(last_inbound_at, :at),
-       last_activity_at = GREATEST(last_activity_at, :at),
-       last_message_preview = CASE WHEN last_message_at IS NULL OR :at >= last_message_at
-                                   THEN :preview ELSE last_message_preview END,
-       status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END,
-       status_changed_at = CASE WHEN status = 'resolved' THEN clock_timestamp() ELSE status_changed_at END,
-       status_changed_by = CASE WHEN status = 'resolved' THEN NULL ELSE status_changed_by END,
-       updated_at = clock_timestamp()
- WHERE tenant_id = :tenant_id AND id = :conversation_id AND EXISTS (SELECT 1 FROM stored)
-RETURNING (SELECT id FROM stored) AS message_id, id, contact_id, channel, account_id, status, assigned_agent_id,
-          division_id, tags, priority, handled_by;
+SELECT id FROM stored;
 
 -- name: insert_outbound$
 INSERT INTO messages (tenant_id, conversation_id, channel, direction, type, text, content, status, sender_type,
