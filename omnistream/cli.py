@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from uuid import uuid4
 
 from omnistream.config import Settings, SettingsError, load_settings
@@ -100,7 +101,7 @@ def _granian_command(settings: Settings, workers: int, reload: bool = False) -> 
     return command
 
 
-def _supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
+def _supervise(commands: dict[str, list[str]], env: dict[str, str], on_started: Callable[[], None]) -> int:
     """Run the processes, restart one that dies, stop them all on Ctrl-C or SIGTERM."""
     stopping = False
 
@@ -115,6 +116,7 @@ def _supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
         for name, command in commands.items()
     }
     processes = {name: launch() for name, launch in start.items()}
+    on_started()
     restarts: dict[str, list[float]] = {name: [] for name in commands}
     while not stopping:
         time.sleep(0.2)
@@ -141,9 +143,41 @@ def _supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
     return 0
 
 
+def _hold_data_dir(data_dir: str) -> object | None:
+    """An exclusive lock on the data folder for the life of `dev`, or None if another has it."""
+    import fcntl
+
+    os.makedirs(data_dir, exist_ok=True)
+    handle = open(os.path.join(data_dir, "dev.lock"), "a+")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def _wait_until_serving(host: str, port: int, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     settings = load_settings()
     servers = None
+    lock = _hold_data_dir(settings.data_dir) if settings.embedded else True
+    if lock is None:
+        _say(
+            f"another `omnistream dev` is using {os.path.abspath(settings.data_dir)}; stop it first, "
+            "or give this one its own folder with OMNISTREAM_DATA_DIR"
+        )
+        return 1
     if settings.embedded:
         _say(f"starting embedded PostgreSQL and Redis in {os.path.abspath(settings.data_dir)} ...")
         settings, servers = embedded_settings(settings)
@@ -152,7 +186,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     if not _port_free(settings.host, port):
         if args.port or "OMNISTREAM_PORT" in os.environ:
-            _say(f"port {port} is in use; choose another with --port")
+            _say(f"port {port} is in use; choose another with --port or OMNISTREAM_PORT")
             return 1
         with socket.socket() as sock:
             sock.bind((settings.host, 0))
@@ -160,8 +194,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
         _say(f"port {settings.port} is in use, so using {port}")
     settings = load_settings_with(settings, port=port)
     base = f"http://{settings.host}:{port}"
-    _say(f"API on {base}/api  ·  docs at {base}/schema  ·  health at {base}/api/health")
-    _say("press Ctrl-C to stop (data is kept for the next start)")
+
+    def announce() -> None:
+        # Said once the API answers, so that whoever reads it can use it straight away.
+        if _wait_until_serving(settings.host, port):
+            _say(f"API on {base}/api  ·  docs at {base}/schema  ·  health at {base}/api/health")
+            _say("press Ctrl-C to stop (data is kept for the next start)")
+        else:
+            _say(f"the API did not start listening on {base}; see the messages above")
+
     try:
         return _supervise(
             {
@@ -169,11 +210,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 "worker": [sys.executable, "-m", "omnistream.cli", "worker"],
             },
             _environment(settings) | {"OMNISTREAM_PORT": str(port)},
+            on_started=announce,
         )
     finally:
         if servers is not None:
             _say("stopping embedded servers ...")
-            servers.stop()  # type: ignore[attr-defined]
+            servers.stop()  # type: ignore[attr-defined]  # dev holds the folder's lock: they are its own
             _say("stopped; data kept in " + os.path.abspath(settings.data_dir))
 
 
@@ -214,7 +256,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load_settings()
     if settings.embedded:
-        settings, _ = embedded_settings(settings)
+        settings, servers = embedded_settings(settings)
+        servers.stop_started_here()  # type: ignore[attr-defined]
         _say("embedded database is migrated")
         return 0
     applied = asyncio.run(migrate(settings.migrations_database_url or settings.database_url))
@@ -228,8 +271,9 @@ def cmd_create_tenant(args: argparse.Namespace) -> int:
     from omnistream.db import Database
 
     settings = load_settings()
+    servers = None
     if settings.embedded:
-        settings, _ = embedded_settings(settings)
+        settings, servers = embedded_settings(settings)
     password = args.password or secrets.token_urlsafe(12)
     request = RegisterRequest(
         organization_name=args.name,
@@ -263,6 +307,9 @@ def cmd_create_tenant(args: argparse.Namespace) -> int:
     except AppError as exc:
         _say(f"could not create the tenant: {exc.detail}")
         return 1
+    finally:
+        if servers is not None:
+            servers.stop_started_here()  # type: ignore[attr-defined]
     tenant = session.agent.tenant  # type: ignore[attr-defined]
     print(f"tenant:   {tenant.name} (slug {tenant.slug}, id {tenant.id})")
     print(f"admin:    {args.email}")

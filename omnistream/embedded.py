@@ -102,6 +102,7 @@ class EmbeddedPostgres:
         self.log = data_dir / "pg.log"
         self.state = state
         self.system_user: str | None = "embedded_postgres" if os.geteuid() == 0 else None
+        self.started_here = False
         self.password = str(state.get_or_make("pg_password", lambda: secrets.token_urlsafe(24)))
         self.port = 0
 
@@ -195,6 +196,7 @@ class EmbeddedPostgres:
             self._init_cluster()
         if self._running_pid() is not None:
             return
+        self.started_here = True
         self.port = _pick_port(self.state, "pg_port")
         socket_dir = self.pgdata
         self._run(
@@ -233,6 +235,7 @@ class EmbeddedRedis:
         self.pidfile = self.dir / "valkey.pid"
         self.state = state
         self.port = 0
+        self.started_here = False
 
     def _running_pid(self) -> int | None:
         try:
@@ -252,6 +255,7 @@ class EmbeddedRedis:
         self.dir.mkdir(parents=True, exist_ok=True)
         if self._running_pid() is not None:
             return
+        self.started_here = True
         self.port = _pick_port(self.state, "redis_port")
         subprocess.run(
             [
@@ -319,6 +323,14 @@ class EmbeddedServers:
         with contextlib.suppress(Exception):
             self.redis.stop()
         self.postgres.stop()
+
+    def stop_started_here(self) -> None:
+        """Stop only what this process started; servers another launcher runs stay up."""
+        if self.redis.started_here:
+            with contextlib.suppress(Exception):
+                self.redis.stop()
+        if self.postgres.started_here:
+            self.postgres.stop()
 
     def destroy(self) -> None:
         self.stop()

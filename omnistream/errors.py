@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import asyncpg
+import redis.exceptions
 import structlog
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import (
@@ -106,13 +107,10 @@ def from_validation_error(exc: ValidationException) -> ProblemDetailsException:
     errors = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
-            errors.append(
-                {
-                    "field": _error_field(item),
-                    "source": item.get("source"),
-                    "message": item.get("message"),
-                }
-            )
+            field, message = _error_field(item), item.get("message")
+            if field == "data" and item.get("source") == "body":
+                message = "a JSON request body is required"  # Litestar's own words are just "'data'"
+            errors.append({"field": field, "source": item.get("source"), "message": message})
     if errors:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     else:
@@ -147,6 +145,14 @@ def from_data_error(exc: asyncpg.DataError) -> ProblemDetailsException:
     return _problem(400, "Bad request", f"a value could not be stored: {exc}")
 
 
+def from_unavailable(exc: Exception) -> ProblemDetailsException:
+    # PostgreSQL or Redis unreachable: the client may retry; nothing about it is a client error.
+    log.error("a backing service is unavailable", error=type(exc).__name__, message=str(exc))
+    return _problem(
+        503, "Service unavailable", "a backing service is unavailable; try again shortly", headers={"Retry-After": "5"}
+    )
+
+
 def from_unexpected(exc: Exception) -> ProblemDetailsException:
     log.exception("unhandled error", exc_info=exc)
     return _problem(500, "Internal server error", "an unexpected error occurred; it has been logged")
@@ -158,6 +164,11 @@ PROBLEM_DETAILS = ProblemDetailsPlugin(
             AppError: from_app_error,
             HTTPException: from_http_error,
             asyncpg.DataError: from_data_error,
+            redis.exceptions.ConnectionError: from_unavailable,
+            redis.exceptions.TimeoutError: from_unavailable,
+            asyncpg.exceptions.CannotConnectNowError: from_unavailable,
+            asyncpg.exceptions.ConnectionDoesNotExistError: from_unavailable,
+            ConnectionRefusedError: from_unavailable,
             Exception: from_unexpected,
         }
     )

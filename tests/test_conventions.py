@@ -134,7 +134,7 @@ def test_spec_permissions_exist_and_shape_the_builtin_roles(spec: dict[tuple[str
 
 async def test_an_undeclared_handler_is_closed() -> None:
     """The guard refuses a handler without an access rule, so forgetting one fails closed."""
-    connection: Any = SimpleNamespace(user=None)
+    connection: Any = SimpleNamespace(user=None, scope={"method": "GET"})
     with pytest.raises(Forbidden, match="declares no access rule"):
         await authorize(connection, SimpleNamespace(opt={}))  # type: ignore[arg-type]
     await authorize(connection, SimpleNamespace(opt={"public": True}))  # type: ignore[arg-type]

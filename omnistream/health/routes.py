@@ -4,7 +4,7 @@ import asyncio
 from importlib.metadata import version
 from typing import Literal
 
-from litestar import Controller, Response, get
+from litestar import Controller, Response, get, head
 from litestar.openapi import ResponseSpec
 
 from omnistream.kit.deps import DB, RedisClient
@@ -50,6 +50,17 @@ class HealthController(Controller):
             redis=redis_status,
         )
         return Response(body, status_code=200 if healthy else 503)
+
+    @head(
+        operation_id="healthHead",
+        summary="API Gateway health check without a body",
+        opt=PUBLIC,
+        include_in_schema=False,
+    )
+    async def health_head(self, db: DB, redis: RedisClient) -> Response[None]:
+        """For uptime checkers that probe with HEAD: the same status code, no body."""
+        postgres_status, redis_status = await asyncio.gather(_probe(db.ping), _probe(redis.ping))
+        return Response(None, status_code=200 if postgres_status == redis_status == "ok" else 503)
 
 
 CONTROLLERS = [HealthController]

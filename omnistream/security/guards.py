@@ -26,8 +26,8 @@ PUBLIC: dict[str, Any] = {"exclude_from_auth": True, "public": True}
 
 async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     opt = handler.opt
-    if opt.get("public"):
-        return
+    if opt.get("public") or connection.scope.get("method") == "OPTIONS":
+        return  # OPTIONS is Litestar's own reply listing the allowed methods (and CORS preflight)
     if "min_role" not in opt:
         # A handler that forgot to declare its access is closed, not open.
         raise Forbidden("this endpoint declares no access rule")

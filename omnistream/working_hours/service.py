@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -190,6 +191,8 @@ async def public_status(
 ) -> WorkingHoursStatus:
     """Open or closed right now, for a website widget: needs only the tenant's slug."""
     now = now or dt.datetime.now(dt.UTC)
+    if not re.fullmatch(tenants.SLUG_PATTERN, tenant_slug, re.IGNORECASE):
+        raise not_found("organisation")  # no slug looks like that, so no organisation has it
     async with db.anonymous() as conn:
         tenant_id = await tenants.id_by_slug(conn, tenant_slug)
     if tenant_id is None:
