@@ -4,7 +4,7 @@
 
 The API request is the real thing: a session JWT, the tenant transaction with row-level
 security, the visibility rules, a keyset cursor into a tenant of 100,000 conversations and
-the total. The bare route returns the same 20 rows straight from asyncpg. Their ratio is
+the (first page's) total. The bare route returns the same 20 rows straight from asyncpg. Their ratio is
 the share of the ceiling the API keeps.
 """
 
@@ -173,7 +173,7 @@ def main() -> None:
     api_rps, bare_rps = max(api), max(bare)
     print(f"http: GET /api/conversations, 20 rows after a cursor, tenant of {args.conversations:,} conversations")
     print(f"  granian 1 worker, wrk {args.connections} connections, best of {args.rounds} x {args.seconds}s each")
-    print(f"  API (JWT session, RLS, visibility, cursor, total): {api_rps:8,.0f} req/s   runs {api}")
+    print(f"  API (JWT session, RLS, visibility, cursor):        {api_rps:8,.0f} req/s   runs {api}")
     print(f"  bare asyncpg list, same server:                   {bare_rps:8,.0f} req/s   runs {bare}")
     print(f"  ratio API / bare: {api_rps / bare_rps:.0%}")
 
