@@ -1,7 +1,8 @@
 """The real app plus one bare route, for the HTTP benchmark only (never part of the product).
 
-`/bench/bare-conversations` is the ceiling: the same 20-row keyset page straight from asyncpg,
-encoded with msgspec, with no authentication, no row-level security and no tenant transaction.
+`/bench/bare-conversations` is the ceiling: the same 20 rows with the same columns, straight from
+asyncpg and encoded with msgspec, with no authentication, no row-level security, no tenant
+setting, no validation of parameters and no Structs.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from litestar import Request, Response, get
 from litestar.params import FromQuery
 
 from omnistream.app import create_app
+from omnistream.db import _init_connection
 
 BARE_PAGE = """
-SELECT id, contact_id, channel, status, assigned_agent_id, tags, unread_count, message_count, last_message_preview,
-       last_activity_at, created_at
-  FROM conversations
- WHERE tenant_id = $1 AND (last_activity_at, id) < ($2, $3)
- ORDER BY last_activity_at DESC, id DESC
+SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority,
+       c.handled_by, c.ai_agent_id, c.unread_count, c.message_count, c.last_message_at, c.last_message_preview,
+       c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
+       c.resolved_at, c.created_at, c.updated_at,
+       json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
+  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
+ WHERE c.tenant_id = $1 AND (c.last_activity_at, c.id) < ($2, $3)
+ ORDER BY c.last_activity_at DESC, c.id DESC
  LIMIT 20"""
 
 
@@ -34,7 +39,9 @@ async def bare_conversations(
     pool = getattr(request.app.state, "bare_pool", None)
     if pool is None:
         # The schema owner's own pool: row-level security does not apply to it.
-        pool = request.app.state.bare_pool = await asyncpg.create_pool(os.environ["BENCH_OWNER_URL"], min_size=4)
+        pool = request.app.state.bare_pool = await asyncpg.create_pool(
+            os.environ["BENCH_OWNER_URL"], min_size=4, init=_init_connection
+        )
     async with pool.acquire() as conn:
         rows = await conn.fetch(BARE_PAGE, tenant, at, after)
     body = msgspec.json.encode({"conversations": [dict(r) for r in rows]})
