@@ -40,12 +40,14 @@ def _throttle(state: State) -> LoginThrottle:
 
 
 def dependencies(settings: Settings) -> dict[str, Provide]:
+    # The app-wide resources are resolved once per app (use_cache); the actor and the list
+    # parameters belong to each request.
     return {
         "settings": Provide(lambda: settings, sync_to_thread=False),
-        "db": Provide(_db, sync_to_thread=False),
-        "redis": Provide(_redis, sync_to_thread=False),
-        "throttle": Provide(_throttle, sync_to_thread=False),
-        "arq": Provide(_arq, sync_to_thread=False),
+        "db": Provide(_db, sync_to_thread=False, use_cache=True),
+        "redis": Provide(_redis, sync_to_thread=False, use_cache=True),
+        "throttle": Provide(_throttle, sync_to_thread=False, use_cache=True),
+        "arq": Provide(_arq, sync_to_thread=False, use_cache=True),
         "actor": Provide(provide_actor, sync_to_thread=False),
         "params": Provide(list_params, sync_to_thread=False),
     }
