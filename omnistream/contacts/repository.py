@@ -17,10 +17,6 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> Co
     return one(await queries.get_contact(conn, tenant_id=tenant_id, id=contact_id), Contact)
 
 
-async def exists(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> bool:
-    return bool(await queries.contact_exists(conn, tenant_id=tenant_id, id=contact_id))
-
-
 async def list_page(
     conn: asyncpg.Connection, tenant_id: UUID, params: ListParams, filters: dict[str, Any]
 ) -> tuple[list[Contact], int]:

@@ -27,14 +27,6 @@ async def discard(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -
     await repository.delete(conn, tenant_id, contact_id)
 
 
-async def exists(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> bool:
-    return await repository.exists(conn, tenant_id, contact_id)
-
-
-async def get_in(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> Contact | None:
-    return await repository.get(conn, tenant_id, contact_id)
-
-
 async def list_contacts(db: Database, actor: Actor, params: ListParams, **filters: Any) -> ContactList:
     filters["created_from"], filters["created_to"] = date_range(filters.get("created_from"), filters.get("created_to"))
     if filters.get("tag"):

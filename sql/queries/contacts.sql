@@ -69,6 +69,3 @@ RETURNING id;
 
 -- name: delete_contact!
 DELETE FROM contacts WHERE tenant_id = :tenant_id AND id = :id;
-
--- name: contact_exists$
-SELECT EXISTS (SELECT 1 FROM contacts WHERE tenant_id = :tenant_id AND id = :id);
