@@ -18,6 +18,7 @@ import asyncpg
 import msgspec
 import structlog
 from aiosql.adapters.asyncpg import AsyncPGAdapter
+from aiosql.types import SQLOperationType
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 APP_ROLE = "omnistream_app"
@@ -60,8 +61,17 @@ class _ConnectionAdapter(AsyncPGAdapter):
     """aiosql's asyncpg adapter for callers that always pass a connection, never a pool.
 
     The stock adapter probes every argument for a pool (`dir()` on each call), which shows
-    up in the ingestion profile; repositories here always run inside a transaction.
+    up in the ingestion profile; repositories here always run inside a transaction. It also
+    keeps each query's text as written, for the queries with optional lines.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: dict[str, tuple[Any, str]] = {}
+
+    def process_sql(self, query_name, op_type, sql):  # type: ignore[no-untyped-def]
+        self.written[query_name] = (op_type, sql)
+        return super().process_sql(query_name, op_type, sql)
 
     async def select(self, conn, query_name, sql, parameters, record_class=None):  # type: ignore[no-untyped-def]
         for row in await conn.fetch(sql, *self.maybe_order_params(query_name, parameters)):
@@ -84,12 +94,71 @@ class _ConnectionAdapter(AsyncPGAdapter):
         return await conn.executemany(sql, [self.maybe_order_params(query_name, p) for p in parameters])
 
 
+_OPTIONAL_LINE = re.compile(r"^(?P<sql>.*?)\s*--\?\s*(?P<key>\w+)\s*$")
+_LIMIT = re.compile(r"(?<!:):limit\b")
+_SELECT_SUFFIX = {SQLOperationType.SELECT: "", SQLOperationType.SELECT_ONE: "^", SQLOperationType.SELECT_VALUE: "$"}
+
+
+class OptionalLinesQuery:
+    """A named select whose lines ending in `--? key` apply only when the caller passes `key` with
+    a value other than None or False (a filter given, a flag set), and whose `:limit` is written
+    into the statement as a number.
+
+    A list with optional filters written as `(:x IS NULL OR col = :x)` is one statement for every
+    combination of filters, and one whose LIMIT is a parameter gives PostgreSQL no row count to
+    plan for: either way PostgreSQL plans it anew on every call, which costs more than running it
+    (and a plan kept for all combinations could use neither the keyset cursor nor a filter's
+    index). Here each combination of filters and page size is a statement of its own, with only
+    its own conditions, that PostgreSQL plans once per connection and keeps.
+    """
+
+    MAX_LIMIT = 1001
+
+    def __init__(self, name: str, op_type: Any, written: str) -> None:
+        if op_type not in _SELECT_SUFFIX:
+            raise ValueError(f"{name}: only a select can have optional lines")
+        self.name, self._op_type = name, op_type
+        self._lines = [
+            (m["sql"], m["key"]) if (m := _OPTIONAL_LINE.match(line)) else (line, None) for line in written.splitlines()
+        ]
+        self.keys = frozenset(key for _, key in self._lines if key)
+        self._has_limit = _LIMIT.search(written) is not None
+        self._variants: dict[tuple[frozenset[str], int | None], Callable[..., Any]] = {}
+
+    def text(self, given: frozenset[str], limit: int | None = None) -> str:
+        """The statement (named parameters) for the given keys and page size."""
+        text = "\n".join(sql for sql, key in self._lines if key is None or key in given)
+        return _LIMIT.sub(str(limit), text) if self._has_limit else text
+
+    def variant(self, given: frozenset[str], limit: int | None = None) -> Callable[..., Any]:
+        fn = self._variants.get((given, limit))
+        if fn is None:
+            spec = f"-- name: {self.name}{_SELECT_SUFFIX[self._op_type]}\n{self.text(given, limit)}"
+            loaded = aiosql.from_str(spec, _ConnectionAdapter, mandatory_parameters=False, queries_cls=_Queries)
+            fn = self._variants[(given, limit)] = getattr(loaded, self.name)
+        return fn
+
+    def __call__(self, conn: asyncpg.Connection, **params: Any) -> Any:
+        given = frozenset(key for key in self.keys if (value := params.get(key)) is not None and value is not False)
+        limit = None
+        if self._has_limit:
+            limit = params["limit"]
+            if type(limit) is not int or not 0 <= limit <= self.MAX_LIMIT:
+                raise ValueError(f"{self.name}: limit must be a whole number from 0 to {self.MAX_LIMIT}")
+        return self.variant(given, limit)(conn, **params)
+
+
 @cache
 def load_queries(area: str) -> aiosql.Queries:
     """The named queries of `sql/queries/<area>.sql`, parsed once per process."""
-    return aiosql.from_path(
-        SQL_DIR / "queries" / f"{area}.sql", _ConnectionAdapter, mandatory_parameters=False, queries_cls=_Queries
+    adapter = _ConnectionAdapter()
+    queries = aiosql.from_path(
+        SQL_DIR / "queries" / f"{area}.sql", lambda: adapter, mandatory_parameters=False, queries_cls=_Queries
     )
+    for name, (op_type, written) in adapter.written.items():
+        if any(_OPTIONAL_LINE.match(line) for line in written.splitlines()):
+            setattr(queries, name, OptionalLinesQuery(name, op_type, written))
+    return queries
 
 
 async def _reset_connection(conn: asyncpg.Connection) -> None:

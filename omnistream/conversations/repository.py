@@ -13,13 +13,6 @@ from omnistream.kit.records import one
 
 queries = load_queries("conversations")
 
-_LISTS = {
-    ("last_activity_at", True): queries.list_by_activity_desc,
-    ("last_activity_at", False): queries.list_by_activity_asc,
-    ("created_at", True): queries.list_by_created_desc,
-    ("created_at", False): queries.list_by_created_asc,
-}
-
 
 async def get(
     conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, visibility: dict[str, Any]
@@ -31,7 +24,10 @@ async def get(
 async def list_page(
     conn: asyncpg.Connection, tenant_id: UUID, params: ListParams, sort_by: str, filters: dict[str, Any]
 ) -> list[Conversation]:
-    rows = await _LISTS[(sort_by, params.descending)](conn, tenant_id=tenant_id, **filters, **params.sql_args())
+    order = f"{'activity' if sort_by == 'last_activity_at' else 'created'}_{'desc' if params.descending else 'asc'}"
+    rows = await queries.list_conversations(
+        conn, tenant_id=tenant_id, **filters, **params.sql_args(), **{order: True, f"after_{order}": params.cursor}
+    )
     # Built positionally, not converted: the hot list path. The columns come in the Struct's
     # field order, the contact last (tests/test_query_shapes.py holds them to it).
     return [Conversation(*row[:-1], ContactSummary(**row[-1])) for row in rows]

@@ -53,12 +53,13 @@ class ListParams:
         return 0 if self.cursor else (self.page - 1) * self.per_page
 
     def sql_args(self) -> dict[str, Any]:
-        """Keyset, limit (one extra row tells whether there is a next page) and offset."""
+        """Keyset, limit (one extra row tells whether there is a next page) and offset (None when
+        there is none to skip: `OFFSET NULL` skips nothing, and an optional line can leave it out)."""
         return {
             "cursor_at": self.cursor.at if self.cursor else None,
             "cursor_id": self.cursor.id if self.cursor else None,
             "limit": self.per_page + 1,
-            "offset": self.offset,
+            "offset": self.offset or None,
         }
 
 

@@ -14,7 +14,11 @@ SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_
         OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
         OR c.division_id = ANY(:viewer_divisions::uuid[]));
 
--- name: list_by_activity_desc
+-- name: list_conversations
+-- The inbox page. A line ending in `--? key` applies only when `key` is given, and :limit is written
+-- in as a number (see omnistream.db.OptionalLinesQuery): each combination of filters and page size
+-- is a statement of its own that PostgreSQL plans once.
+-- The sort flags (activity_desc, ...) pick the order; the after_* ones continue after a cursor.
 SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority,
        c.handled_by, c.ai_agent_id, c.unread_count, c.message_count, c.last_message_at, c.last_message_preview,
        c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
@@ -22,124 +26,53 @@ SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_
        json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
   FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
  WHERE c.tenant_id = :tenant_id
-   AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
-   AND (:channel::text IS NULL OR c.channel = :channel)
-   AND (:assigned_agent_id::uuid IS NULL OR c.assigned_agent_id = :assigned_agent_id)
-   AND (NOT :unassigned OR c.assigned_agent_id IS NULL)
-   AND (:division_id::uuid IS NULL OR c.division_id = :division_id)
-   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
-   AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
-   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
-   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0
-        OR strpos(lower(k.phone), lower(:q)) > 0 OR strpos(lower(c.last_message_preview), lower(:q)) > 0)
-   AND (:see_all OR c.assigned_agent_id = :viewer_id
-        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
-        OR c.division_id = ANY(:viewer_divisions::uuid[]))
-   AND (:cursor_at::timestamptz IS NULL OR (c.last_activity_at, c.id) < (:cursor_at, :cursor_id::uuid))
- ORDER BY c.last_activity_at DESC, c.id DESC
- LIMIT :limit OFFSET :offset;
-
--- name: list_by_activity_asc
-SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority,
-       c.handled_by, c.ai_agent_id, c.unread_count, c.message_count, c.last_message_at, c.last_message_preview,
-       c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
-       c.resolved_at, c.created_at, c.updated_at,
-       json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
-  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
- WHERE c.tenant_id = :tenant_id
-   AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
-   AND (:channel::text IS NULL OR c.channel = :channel)
-   AND (:assigned_agent_id::uuid IS NULL OR c.assigned_agent_id = :assigned_agent_id)
-   AND (NOT :unassigned OR c.assigned_agent_id IS NULL)
-   AND (:division_id::uuid IS NULL OR c.division_id = :division_id)
-   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
-   AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
-   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
-   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0
-        OR strpos(lower(k.phone), lower(:q)) > 0 OR strpos(lower(c.last_message_preview), lower(:q)) > 0)
-   AND (:see_all OR c.assigned_agent_id = :viewer_id
-        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
-        OR c.division_id = ANY(:viewer_divisions::uuid[]))
-   AND (:cursor_at::timestamptz IS NULL OR (c.last_activity_at, c.id) > (:cursor_at, :cursor_id::uuid))
- ORDER BY c.last_activity_at, c.id
- LIMIT :limit OFFSET :offset;
-
--- name: list_by_created_desc
-SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority,
-       c.handled_by, c.ai_agent_id, c.unread_count, c.message_count, c.last_message_at, c.last_message_preview,
-       c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
-       c.resolved_at, c.created_at, c.updated_at,
-       json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
-  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
- WHERE c.tenant_id = :tenant_id
-   AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
-   AND (:channel::text IS NULL OR c.channel = :channel)
-   AND (:assigned_agent_id::uuid IS NULL OR c.assigned_agent_id = :assigned_agent_id)
-   AND (NOT :unassigned OR c.assigned_agent_id IS NULL)
-   AND (:division_id::uuid IS NULL OR c.division_id = :division_id)
-   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
-   AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
-   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
-   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0
-        OR strpos(lower(k.phone), lower(:q)) > 0 OR strpos(lower(c.last_message_preview), lower(:q)) > 0)
-   AND (:see_all OR c.assigned_agent_id = :viewer_id
-        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
-        OR c.division_id = ANY(:viewer_divisions::uuid[]))
-   AND (:cursor_at::timestamptz IS NULL OR (c.created_at, c.id) < (:cursor_at, :cursor_id::uuid))
- ORDER BY c.created_at DESC, c.id DESC
- LIMIT :limit OFFSET :offset;
-
--- name: list_by_created_asc
-SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority,
-       c.handled_by, c.ai_agent_id, c.unread_count, c.message_count, c.last_message_at, c.last_message_preview,
-       c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
-       c.resolved_at, c.created_at, c.updated_at,
-       json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
-  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
- WHERE c.tenant_id = :tenant_id
-   AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
-   AND (:channel::text IS NULL OR c.channel = :channel)
-   AND (:assigned_agent_id::uuid IS NULL OR c.assigned_agent_id = :assigned_agent_id)
-   AND (NOT :unassigned OR c.assigned_agent_id IS NULL)
-   AND (:division_id::uuid IS NULL OR c.division_id = :division_id)
-   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
-   AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
-   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
-   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0
-        OR strpos(lower(k.phone), lower(:q)) > 0 OR strpos(lower(c.last_message_preview), lower(:q)) > 0)
-   AND (:see_all OR c.assigned_agent_id = :viewer_id
-        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
-        OR c.division_id = ANY(:viewer_divisions::uuid[]))
-   AND (:cursor_at::timestamptz IS NULL OR (c.created_at, c.id) > (:cursor_at, :cursor_id::uuid))
- ORDER BY c.created_at, c.id
- LIMIT :limit OFFSET :offset;
+   AND c.status = ANY(:statuses::text[])                                                     --? statuses
+   AND c.channel = :channel                                                                  --? channel
+   AND c.assigned_agent_id = :assigned_agent_id                                              --? assigned_agent_id
+   AND c.assigned_agent_id IS NULL                                                           --? unassigned
+   AND c.division_id = :division_id                                                          --? division_id
+   AND c.tags @> ARRAY[:tag::text]                                                           --? tag
+   AND c.contact_id = :contact_id                                                            --? contact_id
+   AND c.created_at >= :created_from                                                         --? created_from
+   AND c.created_at < :created_to                                                            --? created_to
+   AND (strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0       --? q
+        OR strpos(lower(k.phone), lower(:q)) > 0 OR strpos(lower(c.last_message_preview), lower(:q)) > 0) --? q
+   AND (c.assigned_agent_id = :viewer_id OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL) --? viewer_id
+        OR c.division_id = ANY(:viewer_divisions::uuid[]))                                   --? viewer_id
+   AND (c.last_activity_at, c.id) < (:cursor_at, :cursor_id::uuid)                           --? after_activity_desc
+   AND (c.last_activity_at, c.id) > (:cursor_at, :cursor_id::uuid)                           --? after_activity_asc
+   AND (c.created_at, c.id) < (:cursor_at, :cursor_id::uuid)                                 --? after_created_desc
+   AND (c.created_at, c.id) > (:cursor_at, :cursor_id::uuid)                                 --? after_created_asc
+ ORDER BY c.last_activity_at DESC, c.id DESC                                                 --? activity_desc
+ ORDER BY c.last_activity_at, c.id                                                           --? activity_asc
+ ORDER BY c.created_at DESC, c.id DESC                                                       --? created_desc
+ ORDER BY c.created_at, c.id                                                                 --? created_asc
+ LIMIT :limit
+OFFSET :offset                                                                               --? offset
+;
 
 -- name: count_conversations$
--- The contact is joined only when the text query needs it.
+-- The same filters as list_conversations; the contact is joined only when the text query needs it.
 SELECT count(*)
   FROM conversations c
  WHERE c.tenant_id = :tenant_id
-   AND (:statuses::text[] IS NULL OR c.status = ANY(:statuses))
-   AND (:channel::text IS NULL OR c.channel = :channel)
-   AND (:assigned_agent_id::uuid IS NULL OR c.assigned_agent_id = :assigned_agent_id)
-   AND (NOT :unassigned OR c.assigned_agent_id IS NULL)
-   AND (:division_id::uuid IS NULL OR c.division_id = :division_id)
-   AND (:tag::text IS NULL OR c.tags @> ARRAY[:tag]::text[])
-   AND (:contact_id::uuid IS NULL OR c.contact_id = :contact_id)
-   AND (:created_from::timestamptz IS NULL OR c.created_at >= :created_from)
-   AND (:created_to::timestamptz IS NULL OR c.created_at < :created_to)
-   AND (:q::text IS NULL OR strpos(lower(c.last_message_preview), lower(:q)) > 0
-        OR EXISTS (SELECT 1 FROM contacts k
-                    WHERE k.tenant_id = c.tenant_id AND k.id = c.contact_id
-                      AND (strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0
-                           OR strpos(lower(k.phone), lower(:q)) > 0)))
-   AND (:see_all OR c.assigned_agent_id = :viewer_id
-        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
-        OR c.division_id = ANY(:viewer_divisions::uuid[]));
+   AND c.status = ANY(:statuses::text[])                                                     --? statuses
+   AND c.channel = :channel                                                                  --? channel
+   AND c.assigned_agent_id = :assigned_agent_id                                              --? assigned_agent_id
+   AND c.assigned_agent_id IS NULL                                                           --? unassigned
+   AND c.division_id = :division_id                                                          --? division_id
+   AND c.tags @> ARRAY[:tag::text]                                                           --? tag
+   AND c.contact_id = :contact_id                                                            --? contact_id
+   AND c.created_at >= :created_from                                                         --? created_from
+   AND c.created_at < :created_to                                                            --? created_to
+   AND (strpos(lower(c.last_message_preview), lower(:q)) > 0                                 --? q
+        OR EXISTS (SELECT 1 FROM contacts k                                                  --? q
+                    WHERE k.tenant_id = c.tenant_id AND k.id = c.contact_id                  --? q
+                      AND (strpos(lower(k.name), lower(:q)) > 0 OR strpos(lower(k.email), lower(:q)) > 0 --? q
+                           OR strpos(lower(k.phone), lower(:q)) > 0)))                       --? q
+   AND (c.assigned_agent_id = :viewer_id OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL) --? viewer_id
+        OR c.division_id = ANY(:viewer_divisions::uuid[]))                                   --? viewer_id
+;
 
 -- name: lock_conversation^
 -- The row a change is about to modify, locked so concurrent changes apply one after another.
