@@ -30,7 +30,7 @@ from omnistream import logging as app_logging
 from omnistream.config import Settings, load_settings
 from omnistream.db import Database
 from omnistream.errors import PROBLEM_DETAILS
-from omnistream.kit.deps import dependencies
+from omnistream.kit.deps import dependencies, resolve_dependencies_in_line
 from omnistream.security.guards import authorize
 from omnistream.security.middleware import jwt_auth
 from omnistream.security.rate_limits import LoginThrottle
@@ -81,6 +81,7 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
+    resolve_dependencies_in_line()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -3,6 +3,7 @@ a complete OpenAPI document, problem-details errors, request ids and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import re
 from collections import defaultdict
@@ -14,7 +15,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from litestar import Litestar
+from litestar import Litestar, get
+from litestar.di import NamedDependency, Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
@@ -23,6 +25,7 @@ from omnistream.app import create_app
 from omnistream.config import Settings
 from omnistream.db import SQL_DIR, Database, load_queries
 from omnistream.errors import Forbidden
+from omnistream.kit.deps import resolve_dependencies_in_line
 from omnistream.security.guards import authorize
 from omnistream.security.permissions import BUILTIN_PERMISSIONS, PERMISSIONS, RoleLevel
 from tests.conftest import Tenant, create_agent
@@ -354,3 +357,50 @@ async def test_metrics_and_schema_need_no_credentials(client: AsyncTestClient) -
     for path in ("/metrics", "/schema/openapi.json", "/schema"):
         response = await client.get(path)
         assert response.status_code == 200, f"{path}: {response.status_code}"
+
+
+# ------------------------------------------------------------------ dependency resolution
+
+
+async def test_dependencies_that_wait_on_each_other_still_resolve_concurrently() -> None:
+    """Resolving in line is only for batches that cannot wait; two that do still run side by side
+    (resolved one after the other, each would wait for the other forever)."""
+    resolve_dependencies_in_line()
+    first_ready, second_ready = asyncio.Event(), asyncio.Event()
+
+    async def first() -> str:
+        first_ready.set()
+        await asyncio.wait_for(second_ready.wait(), 5)
+        return "first"
+
+    async def second() -> str:
+        second_ready.set()
+        await asyncio.wait_for(first_ready.wait(), 5)
+        return "second"
+
+    def plain() -> str:
+        return "plain"
+
+    def other_plain() -> str:
+        return "other"
+
+    @get("/waiting", sync_to_thread=False)
+    def waiting(a: NamedDependency[str], b: NamedDependency[str], c: NamedDependency[str]) -> str:
+        return a + b + c
+
+    @get("/plain", sync_to_thread=False)
+    def only_plain(c: NamedDependency[str], d: NamedDependency[str]) -> str:
+        return c + d
+
+    app = Litestar(
+        [waiting, only_plain],
+        dependencies={
+            "a": Provide(first),
+            "b": Provide(second),
+            "c": Provide(plain, sync_to_thread=False),
+            "d": Provide(other_plain, sync_to_thread=False),
+        },
+    )
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/waiting")).text == "firstsecondplain"
+        assert (await client.get("/plain")).text == "plainother"
