@@ -21,8 +21,7 @@ async def insert(conn: asyncpg.Connection, **values: Any) -> None:
 async def list_page(
     conn: asyncpg.Connection, tenant_id: UUID, params: ListParams, filters: dict[str, Any]
 ) -> tuple[list[ActivityLog], int]:
-    query = queries.list_activity_desc if params.descending else queries.list_activity_asc
-    rows = await query(conn, tenant_id=tenant_id, **filters, **params.sql_args())
+    rows = await queries.list_activity(conn, tenant_id=tenant_id, **filters, **params.sql_args())
     total = await queries.count_activity(conn, tenant_id=tenant_id, **filters)
     return many(rows, ActivityLog), total
 

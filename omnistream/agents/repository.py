@@ -20,8 +20,7 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, agent_id: UUID) -> Agen
 async def list_page(
     conn: asyncpg.Connection, tenant_id: UUID, params: ListParams, filters: dict[str, Any]
 ) -> tuple[list[Agent], int]:
-    query = queries.list_agents_desc if params.descending else queries.list_agents_asc
-    rows = await query(conn, tenant_id=tenant_id, **filters, **params.sql_args())
+    rows = await queries.list_agents(conn, tenant_id=tenant_id, **filters, **params.sql_args())
     total = await queries.count_agents(conn, tenant_id=tenant_id, **filters)
     return many(rows, Agent), total
 

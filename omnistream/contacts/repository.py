@@ -20,8 +20,7 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> Co
 async def list_page(
     conn: asyncpg.Connection, tenant_id: UUID, params: ListParams, filters: dict[str, Any]
 ) -> tuple[list[Contact], int]:
-    query = queries.list_contacts_desc if params.descending else queries.list_contacts_asc
-    rows = await query(conn, tenant_id=tenant_id, **filters, **params.sql_args())
+    rows = await queries.list_contacts(conn, tenant_id=tenant_id, **filters, **params.sql_args())
     total = await queries.count_contacts(conn, tenant_id=tenant_id, **filters)
     return many(rows, Contact), total
 

@@ -19,8 +19,7 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, division_id: UUID) -> D
 async def list_page(
     conn: asyncpg.Connection, tenant_id: UUID, params: ListParams, q: str | None
 ) -> tuple[list[Division], int]:
-    query = queries.list_divisions_desc if params.descending else queries.list_divisions_asc
-    rows = await query(conn, tenant_id=tenant_id, q=q, **params.sql_args())
+    rows = await queries.list_divisions(conn, tenant_id=tenant_id, q=q, **params.sql_args())
     total = await queries.count_divisions(conn, tenant_id=tenant_id, q=q)
     return many(rows, Division), total
 
@@ -73,8 +72,9 @@ async def members(conn: asyncpg.Connection, tenant_id: UUID, division_id: UUID) 
 async def list_agents_page(
     conn: asyncpg.Connection, tenant_id: UUID, division_id: UUID, params: ListParams, q: str | None
 ) -> tuple[list[DivisionAgent], int]:
-    query = queries.list_division_agents_desc if params.descending else queries.list_division_agents_asc
-    rows = await query(conn, tenant_id=tenant_id, division_id=division_id, q=q, **params.sql_args())
+    rows = await queries.list_division_agents(
+        conn, tenant_id=tenant_id, division_id=division_id, q=q, **params.sql_args()
+    )
     total = await queries.count_division_agents(conn, tenant_id=tenant_id, division_id=division_id, q=q)
     return many(rows, DivisionAgent), total
 

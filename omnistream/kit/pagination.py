@@ -53,13 +53,17 @@ class ListParams:
         return 0 if self.cursor else (self.page - 1) * self.per_page
 
     def sql_args(self) -> dict[str, Any]:
-        """Keyset, limit (one extra row tells whether there is a next page) and offset (None when
-        there is none to skip: `OFFSET NULL` skips nothing, and an optional line can leave it out)."""
+        """Keyset, limit (one extra row tells whether there is a next page), offset (None when there
+        is none to skip) and the flags that pick a list query's lines (see OptionalLinesQuery):
+        `desc` or `asc` for the order, `after_desc` or `after_asc` to continue after the cursor."""
+        direction = "desc" if self.descending else "asc"
         return {
             "cursor_at": self.cursor.at if self.cursor else None,
             "cursor_id": self.cursor.id if self.cursor else None,
             "limit": self.per_page + 1,
             "offset": self.offset or None,
+            direction: True,
+            f"after_{direction}": self.cursor is not None,
         }
 
 

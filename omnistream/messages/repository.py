@@ -21,8 +21,7 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID) -> Ch
 async def list_page(
     conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, params: ListParams
 ) -> tuple[list[ChatMessage], int]:
-    query = queries.list_messages_desc if params.descending else queries.list_messages_asc
-    rows = await query(conn, tenant_id=tenant_id, conversation_id=conversation_id, **params.sql_args())
+    rows = await queries.list_messages(conn, tenant_id=tenant_id, conversation_id=conversation_id, **params.sql_args())
     total = await queries.count_messages(conn, tenant_id=tenant_id, conversation_id=conversation_id)
     return many(rows, ChatMessage), total
 

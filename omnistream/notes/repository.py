@@ -19,8 +19,7 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, note_id: UUID) -> Note 
 async def list_page(
     conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, params: ListParams
 ) -> tuple[list[Note], int]:
-    query = queries.list_notes_desc if params.descending else queries.list_notes_asc
-    rows = await query(conn, tenant_id=tenant_id, conversation_id=conversation_id, **params.sql_args())
+    rows = await queries.list_notes(conn, tenant_id=tenant_id, conversation_id=conversation_id, **params.sql_args())
     total = await queries.count_notes(conn, tenant_id=tenant_id, conversation_id=conversation_id)
     return many(rows, Note), total
 

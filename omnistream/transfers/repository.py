@@ -24,7 +24,6 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, transfer_id: UUID) -> T
 async def list_page(
     conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, params: ListParams
 ) -> tuple[list[Transfer], int]:
-    query = queries.list_transfers_desc if params.descending else queries.list_transfers_asc
-    rows = await query(conn, tenant_id=tenant_id, conversation_id=conversation_id, **params.sql_args())
+    rows = await queries.list_transfers(conn, tenant_id=tenant_id, conversation_id=conversation_id, **params.sql_args())
     total = await queries.count_transfers(conn, tenant_id=tenant_id, conversation_id=conversation_id)
     return many(rows, Transfer), total

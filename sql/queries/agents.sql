@@ -4,39 +4,31 @@ SELECT u.id, u.email, u.name, u.role_id, r.name AS role, r.base_role, u.status, 
   FROM users u JOIN roles r ON r.id = u.role_id
  WHERE u.tenant_id = :tenant_id AND u.id = :id AND u.deleted_at IS NULL;
 
--- name: list_agents_desc
+-- name: list_agents
 SELECT u.id, u.email, u.name, u.role_id, r.name AS role, r.base_role, u.status, u.online_status,
        u.last_seen_at, u.created_at, u.updated_at
   FROM users u JOIN roles r ON r.id = u.role_id
  WHERE u.tenant_id = :tenant_id AND u.deleted_at IS NULL
-   AND (:status::text IS NULL OR u.status = :status)
-   AND (:online_status::text IS NULL OR u.online_status = :online_status)
-   AND (:role_id::uuid IS NULL OR u.role_id = :role_id)
-   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0)
-   AND (:cursor_at::timestamptz IS NULL OR (u.created_at, u.id) < (:cursor_at, :cursor_id::uuid))
- ORDER BY u.created_at DESC, u.id DESC
- LIMIT :limit OFFSET :offset;
-
--- name: list_agents_asc
-SELECT u.id, u.email, u.name, u.role_id, r.name AS role, r.base_role, u.status, u.online_status,
-       u.last_seen_at, u.created_at, u.updated_at
-  FROM users u JOIN roles r ON r.id = u.role_id
- WHERE u.tenant_id = :tenant_id AND u.deleted_at IS NULL
-   AND (:status::text IS NULL OR u.status = :status)
-   AND (:online_status::text IS NULL OR u.online_status = :online_status)
-   AND (:role_id::uuid IS NULL OR u.role_id = :role_id)
-   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0)
-   AND (:cursor_at::timestamptz IS NULL OR (u.created_at, u.id) > (:cursor_at, :cursor_id::uuid))
- ORDER BY u.created_at, u.id
- LIMIT :limit OFFSET :offset;
+   AND u.status = :status::text                                                                      --? status
+   AND u.online_status = :online_status::text                                                        --? online_status
+   AND u.role_id = :role_id::uuid                                                                    --? role_id
+   AND (strpos(lower(u.name), lower(:q::text)) > 0 OR strpos(lower(u.email), lower(:q::text)) > 0)   --? q
+   AND (u.created_at, u.id) < (:cursor_at, :cursor_id::uuid)                                         --? after_desc
+   AND (u.created_at, u.id) > (:cursor_at, :cursor_id::uuid)                                         --? after_asc
+ ORDER BY u.created_at DESC, u.id DESC                                                               --? desc
+ ORDER BY u.created_at, u.id                                                                         --? asc
+ LIMIT :limit
+OFFSET :offset                                                                                       --? offset
+;
 
 -- name: count_agents$
 SELECT count(*) FROM users u
  WHERE u.tenant_id = :tenant_id AND u.deleted_at IS NULL
-   AND (:status::text IS NULL OR u.status = :status)
-   AND (:online_status::text IS NULL OR u.online_status = :online_status)
-   AND (:role_id::uuid IS NULL OR u.role_id = :role_id)
-   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0);
+   AND u.status = :status::text                                                                      --? status
+   AND u.online_status = :online_status::text                                                        --? online_status
+   AND u.role_id = :role_id::uuid                                                                    --? role_id
+   AND (strpos(lower(u.name), lower(:q::text)) > 0 OR strpos(lower(u.email), lower(:q::text)) > 0)   --? q
+;
 
 -- name: email_taken$
 SELECT EXISTS (SELECT 1 FROM users

@@ -8,32 +8,26 @@ SELECT d.id, d.name, d.description, d.created_at, d.updated_at,
   FROM divisions d
  WHERE d.tenant_id = :tenant_id AND d.id = :id;
 
--- name: list_divisions_desc
+-- name: list_divisions
 SELECT d.id, d.name, d.description, d.created_at, d.updated_at,
        (SELECT count(*) FROM division_agents da JOIN users u ON u.id = da.user_id
          WHERE da.tenant_id = d.tenant_id AND da.division_id = d.id AND u.deleted_at IS NULL) AS agent_count
   FROM divisions d
  WHERE d.tenant_id = :tenant_id
-   AND (:q::text IS NULL OR strpos(lower(d.name), lower(:q)) > 0 OR strpos(lower(d.description), lower(:q)) > 0)
-   AND (:cursor_at::timestamptz IS NULL OR (d.created_at, d.id) < (:cursor_at, :cursor_id::uuid))
- ORDER BY d.created_at DESC, d.id DESC
- LIMIT :limit OFFSET :offset;
-
--- name: list_divisions_asc
-SELECT d.id, d.name, d.description, d.created_at, d.updated_at,
-       (SELECT count(*) FROM division_agents da JOIN users u ON u.id = da.user_id
-         WHERE da.tenant_id = d.tenant_id AND da.division_id = d.id AND u.deleted_at IS NULL) AS agent_count
-  FROM divisions d
- WHERE d.tenant_id = :tenant_id
-   AND (:q::text IS NULL OR strpos(lower(d.name), lower(:q)) > 0 OR strpos(lower(d.description), lower(:q)) > 0)
-   AND (:cursor_at::timestamptz IS NULL OR (d.created_at, d.id) > (:cursor_at, :cursor_id::uuid))
- ORDER BY d.created_at, d.id
- LIMIT :limit OFFSET :offset;
+   AND (strpos(lower(d.name), lower(:q::text)) > 0 OR strpos(lower(d.description), lower(:q::text)) > 0) --? q
+   AND (d.created_at, d.id) < (:cursor_at, :cursor_id::uuid)                                         --? after_desc
+   AND (d.created_at, d.id) > (:cursor_at, :cursor_id::uuid)                                         --? after_asc
+ ORDER BY d.created_at DESC, d.id DESC                                                               --? desc
+ ORDER BY d.created_at, d.id                                                                         --? asc
+ LIMIT :limit
+OFFSET :offset                                                                                       --? offset
+;
 
 -- name: count_divisions$
 SELECT count(*) FROM divisions d
  WHERE d.tenant_id = :tenant_id
-   AND (:q::text IS NULL OR strpos(lower(d.name), lower(:q)) > 0 OR strpos(lower(d.description), lower(:q)) > 0);
+   AND (strpos(lower(d.name), lower(:q::text)) > 0 OR strpos(lower(d.description), lower(:q::text)) > 0) --? q
+;
 
 -- name: division_name_taken$
 SELECT EXISTS (SELECT 1 FROM divisions
@@ -85,33 +79,27 @@ SELECT u.id, u.name, u.email, r.name AS role, u.status, u.online_status, da.crea
  WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
  ORDER BY lower(u.name), u.id;
 
--- name: list_division_agents_desc
+-- name: list_division_agents
 SELECT u.id, u.name, u.email, r.name AS role, u.status, u.online_status, da.created_at AS added_at
   FROM division_agents da
   JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
   JOIN roles r ON r.id = u.role_id
  WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
-   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0)
-   AND (:cursor_at::timestamptz IS NULL OR (da.created_at, u.id) < (:cursor_at, :cursor_id::uuid))
- ORDER BY da.created_at DESC, u.id DESC
- LIMIT :limit OFFSET :offset;
-
--- name: list_division_agents_asc
-SELECT u.id, u.name, u.email, r.name AS role, u.status, u.online_status, da.created_at AS added_at
-  FROM division_agents da
-  JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
-  JOIN roles r ON r.id = u.role_id
- WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
-   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0)
-   AND (:cursor_at::timestamptz IS NULL OR (da.created_at, u.id) > (:cursor_at, :cursor_id::uuid))
- ORDER BY da.created_at, u.id
- LIMIT :limit OFFSET :offset;
+   AND (strpos(lower(u.name), lower(:q::text)) > 0 OR strpos(lower(u.email), lower(:q::text)) > 0)   --? q
+   AND (da.created_at, u.id) < (:cursor_at, :cursor_id::uuid)                                        --? after_desc
+   AND (da.created_at, u.id) > (:cursor_at, :cursor_id::uuid)                                        --? after_asc
+ ORDER BY da.created_at DESC, u.id DESC                                                              --? desc
+ ORDER BY da.created_at, u.id                                                                        --? asc
+ LIMIT :limit
+OFFSET :offset                                                                                       --? offset
+;
 
 -- name: count_division_agents$
 SELECT count(*)
   FROM division_agents da JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
  WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
-   AND (:q::text IS NULL OR strpos(lower(u.name), lower(:q)) > 0 OR strpos(lower(u.email), lower(:q)) > 0);
+   AND (strpos(lower(u.name), lower(:q::text)) > 0 OR strpos(lower(u.email), lower(:q::text)) > 0)   --? q
+;
 
 -- name: agent_division_ids
 SELECT da.division_id

@@ -3,23 +3,18 @@ SELECT id, conversation_id, channel, direction, type, text, content, provider_me
        error_message, sender_type, sender_agent_id, sent_at, delivered_at, read_at, failed_at, created_at
   FROM messages WHERE tenant_id = :tenant_id AND id = :id;
 
--- name: list_messages_desc
+-- name: list_messages
 SELECT id, conversation_id, channel, direction, type, text, content, provider_message_id, status, error_code,
        error_message, sender_type, sender_agent_id, sent_at, delivered_at, read_at, failed_at, created_at
   FROM messages
  WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id
-   AND (:cursor_at::timestamptz IS NULL OR (created_at, id) < (:cursor_at, :cursor_id::uuid))
- ORDER BY created_at DESC, id DESC
- LIMIT :limit OFFSET :offset;
-
--- name: list_messages_asc
-SELECT id, conversation_id, channel, direction, type, text, content, provider_message_id, status, error_code,
-       error_message, sender_type, sender_agent_id, sent_at, delivered_at, read_at, failed_at, created_at
-  FROM messages
- WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id
-   AND (:cursor_at::timestamptz IS NULL OR (created_at, id) > (:cursor_at, :cursor_id::uuid))
- ORDER BY created_at, id
- LIMIT :limit OFFSET :offset;
+   AND (created_at, id) < (:cursor_at, :cursor_id::uuid)                                             --? after_desc
+   AND (created_at, id) > (:cursor_at, :cursor_id::uuid)                                             --? after_asc
+ ORDER BY created_at DESC, id DESC                                                                   --? desc
+ ORDER BY created_at, id                                                                             --? asc
+ LIMIT :limit
+OFFSET :offset                                                                                       --? offset
+;
 
 -- name: count_messages$
 SELECT count(*) FROM messages WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id;
@@ -154,16 +149,18 @@ SELECT m.id, m.conversation_id, m.channel, m.direction, m.type, m.text, m.conten
   JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id,
        websearch_to_tsquery('simple', :q) query
  WHERE m.tenant_id = :tenant_id AND m.search @@ query
-   AND (:channel::text IS NULL OR m.channel = :channel)
-   AND (:conversation_id::uuid IS NULL OR m.conversation_id = :conversation_id)
-   AND (:direction::text IS NULL OR m.direction = :direction)
-   AND (:created_from::timestamptz IS NULL OR m.created_at >= :created_from)
-   AND (:created_to::timestamptz IS NULL OR m.created_at < :created_to)
-   AND (:see_all OR c.assigned_agent_id = :viewer_id
-        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
-        OR c.division_id = ANY(:viewer_divisions::uuid[]))
+   AND m.channel = :channel::text                                                                    --? channel
+   AND m.conversation_id = :conversation_id::uuid                                                    --? conversation_id
+   AND m.direction = :direction::text                                                                --? direction
+   AND m.created_at >= :created_from::timestamptz                                                    --? created_from
+   AND m.created_at < :created_to::timestamptz                                                       --? created_to
+   AND (c.assigned_agent_id = :viewer_id                                                             --? viewer_id
+        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)                                   --? viewer_id
+        OR c.division_id = ANY(:viewer_divisions::uuid[]))                                           --? viewer_id
  ORDER BY rank DESC, m.created_at DESC, m.id DESC
- LIMIT :limit OFFSET :offset;
+ LIMIT :limit
+OFFSET :offset                                                                                       --? offset
+;
 
 -- name: count_search$
 SELECT count(*)
@@ -171,11 +168,12 @@ SELECT count(*)
   JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id,
        websearch_to_tsquery('simple', :q) query
  WHERE m.tenant_id = :tenant_id AND m.search @@ query
-   AND (:channel::text IS NULL OR m.channel = :channel)
-   AND (:conversation_id::uuid IS NULL OR m.conversation_id = :conversation_id)
-   AND (:direction::text IS NULL OR m.direction = :direction)
-   AND (:created_from::timestamptz IS NULL OR m.created_at >= :created_from)
-   AND (:created_to::timestamptz IS NULL OR m.created_at < :created_to)
-   AND (:see_all OR c.assigned_agent_id = :viewer_id
-        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
-        OR c.division_id = ANY(:viewer_divisions::uuid[]));
+   AND m.channel = :channel::text                                                                    --? channel
+   AND m.conversation_id = :conversation_id::uuid                                                    --? conversation_id
+   AND m.direction = :direction::text                                                                --? direction
+   AND m.created_at >= :created_from::timestamptz                                                    --? created_from
+   AND m.created_at < :created_to::timestamptz                                                       --? created_to
+   AND (c.assigned_agent_id = :viewer_id                                                             --? viewer_id
+        OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)                                   --? viewer_id
+        OR c.division_id = ANY(:viewer_divisions::uuid[]))                                           --? viewer_id
+;

@@ -3,21 +3,17 @@ SELECT n.id, n.conversation_id, n.author_id, u.name AS author_name, n.body, n.cr
   FROM notes n JOIN users u ON u.id = n.author_id
  WHERE n.tenant_id = :tenant_id AND n.id = :id;
 
--- name: list_notes_desc
+-- name: list_notes
 SELECT n.id, n.conversation_id, n.author_id, u.name AS author_name, n.body, n.created_at, n.updated_at
   FROM notes n JOIN users u ON u.id = n.author_id
  WHERE n.tenant_id = :tenant_id AND n.conversation_id = :conversation_id
-   AND (:cursor_at::timestamptz IS NULL OR (n.created_at, n.id) < (:cursor_at, :cursor_id::uuid))
- ORDER BY n.created_at DESC, n.id DESC
- LIMIT :limit OFFSET :offset;
-
--- name: list_notes_asc
-SELECT n.id, n.conversation_id, n.author_id, u.name AS author_name, n.body, n.created_at, n.updated_at
-  FROM notes n JOIN users u ON u.id = n.author_id
- WHERE n.tenant_id = :tenant_id AND n.conversation_id = :conversation_id
-   AND (:cursor_at::timestamptz IS NULL OR (n.created_at, n.id) > (:cursor_at, :cursor_id::uuid))
- ORDER BY n.created_at, n.id
- LIMIT :limit OFFSET :offset;
+   AND (n.created_at, n.id) < (:cursor_at, :cursor_id::uuid)                                         --? after_desc
+   AND (n.created_at, n.id) > (:cursor_at, :cursor_id::uuid)                                         --? after_asc
+ ORDER BY n.created_at DESC, n.id DESC                                                               --? desc
+ ORDER BY n.created_at, n.id                                                                         --? asc
+ LIMIT :limit
+OFFSET :offset                                                                                       --? offset
+;
 
 -- name: count_notes$
 SELECT count(*) FROM notes WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id;

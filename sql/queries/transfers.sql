@@ -10,23 +10,18 @@ SELECT id, conversation_id, from_agent_id, to_agent_id, from_division_id, to_div
        created_at
   FROM transfers WHERE tenant_id = :tenant_id AND id = :id;
 
--- name: list_transfers_desc
+-- name: list_transfers
 SELECT id, conversation_id, from_agent_id, to_agent_id, from_division_id, to_division_id, reason, transferred_by,
        created_at
   FROM transfers
  WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id
-   AND (:cursor_at::timestamptz IS NULL OR (created_at, id) < (:cursor_at, :cursor_id::uuid))
- ORDER BY created_at DESC, id DESC
- LIMIT :limit OFFSET :offset;
-
--- name: list_transfers_asc
-SELECT id, conversation_id, from_agent_id, to_agent_id, from_division_id, to_division_id, reason, transferred_by,
-       created_at
-  FROM transfers
- WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id
-   AND (:cursor_at::timestamptz IS NULL OR (created_at, id) > (:cursor_at, :cursor_id::uuid))
- ORDER BY created_at, id
- LIMIT :limit OFFSET :offset;
+   AND (created_at, id) < (:cursor_at, :cursor_id::uuid)                                             --? after_desc
+   AND (created_at, id) > (:cursor_at, :cursor_id::uuid)                                             --? after_asc
+ ORDER BY created_at DESC, id DESC                                                                   --? desc
+ ORDER BY created_at, id                                                                             --? asc
+ LIMIT :limit
+OFFSET :offset                                                                                       --? offset
+;
 
 -- name: count_transfers$
 SELECT count(*) FROM transfers WHERE tenant_id = :tenant_id AND conversation_id = :conversation_id;
