@@ -243,6 +243,19 @@ async def test_updates_are_logged(client: AsyncTestClient, tenant: Tenant, db: A
     assert entry["details"]["changes"] == {"name": "Logged", "tags": ["a"]}
 
 
+async def test_an_empty_update_changes_and_logs_nothing(client: AsyncTestClient, tenant: Tenant, db: Any) -> None:
+    contact_id = await new_contact(db, tenant)
+    before = await fetch(client, tenant, contact_id)
+    response = await update(client, tenant, contact_id, {})
+    assert response.status_code == 200, response.text
+    assert response.json() == before
+    logs = await client.get(
+        "/api/activity-logs", params={"action": "contact.updated", "object_id": contact_id}, headers=tenant.headers
+    )
+    assert logs.json()["activity_logs"] == []
+    assert (await update(client, tenant, str(uuid4()), {})).status_code == 404
+
+
 async def test_an_agent_reads_and_writes_contacts(client: AsyncTestClient, tenant: Tenant, db: Any) -> None:
     agent = await create_agent(client, tenant)
     contact_id = await new_contact(db, tenant)

@@ -1027,6 +1027,7 @@ async def test_expire_stale_conversations_by_channel_rule(
     assert set(preview["conversation_ids"]) == expiring
     for conversation_id in expiring:
         assert (await fetch(client, tenant, conversation_id))["status"] in ("open", "pending")
+        assert (await fetch(client, tenant, conversation_id))["unread_count"] == 1
         assert all(e["payload"]["status"] != "expired" for e in await status_events(database, conversation_id))
     assert await activity(client, tenant, "conversation.expired") == []
 
@@ -1039,6 +1040,7 @@ async def test_expire_stale_conversations_by_channel_rule(
         conversation = await fetch(client, tenant, conversation_id)
         assert conversation["status"] == "expired"
         assert conversation["status_changed_by"] == tenant.admin_id
+        assert conversation["unread_count"] == 0
         event = (await status_events(database, conversation_id))[-1]
         assert event["payload"]["status"] == "expired"
         assert event["payload"]["reason"] == "expired by rule"

@@ -47,6 +47,8 @@ async def get_contact(db: Database, actor: Actor, contact_id: UUID) -> Contact:
 
 async def update_contact(db: Database, actor: Actor, contact_id: UUID, data: ContactUpdate) -> Contact:
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if not changes:
+        return await get_contact(db, actor, contact_id)  # nothing to change, so nothing to log
     values: dict[str, Any] = {
         "name": changes["name"].strip() if "name" in changes else None,
         "set_phone": "phone" in changes,

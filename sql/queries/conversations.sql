@@ -126,10 +126,11 @@ UPDATE conversations
  WHERE tenant_id = :tenant_id AND id = :id;
 
 -- name: expire_stale
--- Conversations on a channel idle for longer than the rule allows become expired.
+-- Conversations on a channel idle for longer than the rule allows become expired; like resolving,
+-- that leaves nothing unread.
 UPDATE conversations c
    SET status = 'expired', status_changed_at = clock_timestamp(), status_changed_by = :changed_by,
-       updated_at = clock_timestamp()
+       unread_count = 0, updated_at = clock_timestamp()
   FROM (SELECT id, status AS previous_status FROM conversations
          WHERE tenant_id = :tenant_id AND channel = :channel AND status = ANY(:statuses::text[])
            AND last_activity_at < :idle_before
