@@ -113,6 +113,7 @@ class OptionalLinesQuery:
     """
 
     MAX_LIMIT = 1001
+    MAX_VARIANTS = 256
 
     def __init__(self, name: str, op_type: Any, written: str) -> None:
         if op_type not in _SELECT_SUFFIX:
@@ -123,20 +124,18 @@ class OptionalLinesQuery:
         ]
         self.keys = frozenset(key for _, key in self._lines if key)
         self._has_limit = _LIMIT.search(written) is not None
-        self._variants: dict[tuple[frozenset[str], int | None], Callable[..., Any]] = {}
+        # Bounded: a caller may ask for any combination of filters and page sizes.
+        self.variant = functools.lru_cache(maxsize=self.MAX_VARIANTS)(self._load_variant)
 
     def text(self, given: frozenset[str], limit: int | None = None) -> str:
         """The statement (named parameters) for the given keys and page size."""
         text = "\n".join(sql for sql, key in self._lines if key is None or key in given)
         return _LIMIT.sub(str(limit), text) if self._has_limit else text
 
-    def variant(self, given: frozenset[str], limit: int | None = None) -> Callable[..., Any]:
-        fn = self._variants.get((given, limit))
-        if fn is None:
-            spec = f"-- name: {self.name}{_SELECT_SUFFIX[self._op_type]}\n{self.text(given, limit)}"
-            loaded = aiosql.from_str(spec, _ConnectionAdapter, mandatory_parameters=False, queries_cls=_Queries)
-            fn = self._variants[(given, limit)] = getattr(loaded, self.name)
-        return fn
+    def _load_variant(self, given: frozenset[str], limit: int | None = None) -> Callable[..., Any]:
+        spec = f"-- name: {self.name}{_SELECT_SUFFIX[self._op_type]}\n{self.text(given, limit)}"
+        loaded = aiosql.from_str(spec, _ConnectionAdapter, mandatory_parameters=False, queries_cls=_Queries)
+        return getattr(loaded, self.name)
 
     def __call__(self, conn: asyncpg.Connection, **params: Any) -> Any:
         given = frozenset(key for key in self.keys if (value := params.get(key)) is not None and value is not False)
