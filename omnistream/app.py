@@ -19,9 +19,12 @@ from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.middleware import DefineMiddleware
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
 from litestar.types import Message, Scope
 from redis.asyncio import Redis
 
@@ -31,7 +34,7 @@ from omnistream.config import Settings, load_settings
 from omnistream.db import Database
 from omnistream.errors import PROBLEM_DETAILS
 from omnistream.kit.deps import dependencies, resolve_dependencies_in_line
-from omnistream.security.guards import authorize
+from omnistream.security.guards import NOT_RATE_LIMITED, authorize
 from omnistream.security.middleware import jwt_auth
 from omnistream.security.rate_limits import LoginThrottle
 
@@ -121,10 +124,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await db.close()
 
     auth = jwt_auth(settings)
+    # Only the endpoints opened with PUBLIC_RATE_LIMITED are limited per client address (sign-in
+    # failures have their own throttle); a tenant's own traffic is not: its volume is the point.
+    public_rate_limit = RateLimitConfig(
+        rate_limit=("minute", settings.public_requests_per_minute),
+        exclude_opt_key=NOT_RATE_LIMITED,
+        store="public_rate_limit",
+    )
+    rate_limit_store = (
+        RedisStore.with_client(url=settings.redis_url, namespace=f"{settings.redis_prefix}:public-rate-limit")
+        if settings.redis_url
+        else MemoryStore()
+    )
     prometheus = PrometheusConfig(app_name="omnistream", group_path=True, exclude=["^/metrics"])
     return Litestar(
         # The guard covers every API route; /schema and /metrics sit outside it.
-        route_handlers=[Router(path="/", route_handlers=route_handlers(), guards=[authorize]), PrometheusController],
+        route_handlers=[
+            Router(path="/", route_handlers=route_handlers(), guards=[authorize], opt={NOT_RATE_LIMITED: True}),
+            PrometheusController,
+        ],
         lifespan=[lifespan],
         on_app_init=[
             auth.on_app_init,
@@ -133,6 +151,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         before_send=[_request_id_on_every_response],
+        middleware=[public_rate_limit.middleware],
+        stores={"public_rate_limit": rate_limit_store},
         plugins=[PROBLEM_DETAILS, app_logging.plugin(settings)],
         dependencies=dependencies(settings),
         openapi_config=OpenAPIConfig(

@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_max_failures_per_email: int = 5
     login_max_failures_per_ip: int = 20
     login_failure_window_seconds: int = 900
+    public_requests_per_minute: int = 120
+    """Requests per minute and client address to the endpoints without authentication."""
     log_json: bool = False
     log_level: str = "INFO"
     public_url: str = ""
@@ -88,6 +90,7 @@ ENVIRONMENT = {
     "login_max_failures_per_email": "OMNISTREAM_LOGIN_MAX_FAILURES_PER_EMAIL",
     "login_max_failures_per_ip": "OMNISTREAM_LOGIN_MAX_FAILURES_PER_IP",
     "login_failure_window_seconds": "OMNISTREAM_LOGIN_FAILURE_WINDOW_SECONDS",
+    "public_requests_per_minute": "OMNISTREAM_PUBLIC_REQUESTS_PER_MINUTE",
     "log_json": "OMNISTREAM_LOG_JSON",
     "log_level": "OMNISTREAM_LOG_LEVEL",
     "public_url": "OMNISTREAM_PUBLIC_URL",

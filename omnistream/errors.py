@@ -135,7 +135,13 @@ def from_http_error(exc: HTTPException) -> ProblemDetailsException:
     if exc.status_code >= 500:
         log.error("http error", status=exc.status_code, detail=exc.detail)
     extra = exc.extra if isinstance(exc.extra, dict) else {}
-    return _problem(exc.status_code, _TITLES.get(exc.status_code, "HTTP error"), str(exc.detail), exc.headers, **extra)
+    detail, headers = str(exc.detail), exc.headers
+    reset = (headers or {}).get("RateLimit-Reset")
+    if exc.status_code == 429 and reset is not None:
+        # Litestar's rate limit says only "Too Many Requests" and gives its wait as RateLimit-Reset.
+        detail = f"too many requests from this address; try again in {reset} seconds"
+        headers = {**headers, "Retry-After": reset}  # type: ignore[dict-item]
+    return _problem(exc.status_code, _TITLES.get(exc.status_code, "HTTP error"), detail, headers, **extra)
 
 
 def from_data_error(exc: asyncpg.DataError) -> ProblemDetailsException:

@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from omnistream.app import create_app
 from omnistream.config import Settings
 from omnistream.db import Database
 from omnistream.working_hours import service as working_hours
@@ -508,3 +510,25 @@ async def test_is_open_uses_the_division_override_else_the_global_schedule(
     async with app_db.tenant(tenant_id) as conn:
         assert await working_hours.is_open(conn, tenant_id, division, monday_10am)
         assert not await working_hours.is_open(conn, tenant_id, division, saturday_11am)
+
+
+async def test_public_status_is_rate_limited_per_client_address(settings: Settings, tenant: Tenant) -> None:
+    # A prefix of its own: the tenant's sign-up has already spent some of the shared budget.
+    limited = msgspec.structs.replace(
+        settings, public_requests_per_minute=3, redis_prefix=f"{settings.redis_prefix}-limited"
+    )
+    async with AsyncTestClient(app=create_app(limited)) as client:
+        for _ in range(3):
+            assert (await public(client, tenant.slug)).status_code == 200
+        refused = await public(client, tenant.slug)
+        body = problem(refused, 429)
+        assert "too many requests from this address" in body["detail"]
+        assert int(refused.headers["retry-after"]) > 0
+        assert refused.headers["ratelimit-limit"] == "3"
+        # Another organisation's page, and signing up, share the budget of the same address.
+        assert (await public(client, "another-org")).status_code == 429
+        sign_up = {"organization_name": "Late", "name": "L", "email": "late@example.com", "password": "long enough"}
+        assert (await client.post("/api/auth/register", json=sign_up)).status_code == 429
+        # Authenticated traffic is not limited.
+        for _ in range(5):
+            assert (await client.get("/api/working-hours", headers=tenant.headers)).status_code == 200

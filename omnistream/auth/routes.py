@@ -11,7 +11,7 @@ from omnistream.auth.schemas import AuthSession, LoginRequest, Profile, Register
 from omnistream.config import Settings
 from omnistream.kit.deps import DB, AppSettings, CurrentActor, Throttle
 from omnistream.kit.schema import Message
-from omnistream.security.guards import PUBLIC, access
+from omnistream.security.guards import PUBLIC, PUBLIC_RATE_LIMITED, access
 from omnistream.security.middleware import AUTH_COOKIE, client_ip, request_id
 
 SIGNED_IN = access("agent")
@@ -38,7 +38,7 @@ class AuthController(Controller):
         "/register",
         operation_id="register",
         summary="Register a new tenant organization",
-        opt=PUBLIC,
+        opt=PUBLIC_RATE_LIMITED,
         status_code=201,
         description="Creates the organisation, its built-in roles and its first admin, and signs them in.",
     )

@@ -22,6 +22,9 @@ def access(min_role: MinRole, permission: str | None = None) -> dict[str, Any]:
 
 
 PUBLIC: dict[str, Any] = {"exclude_from_auth": True, "public": True}
+NOT_RATE_LIMITED = "not_rate_limited"
+PUBLIC_RATE_LIMITED: dict[str, Any] = {**PUBLIC, NOT_RATE_LIMITED: False}
+"""Open to anyone, and so limited per client address (OMNISTREAM_PUBLIC_REQUESTS_PER_MINUTE)."""
 
 
 async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:

@@ -8,7 +8,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, PathParameter
 
 from omnistream.kit.deps import DB, CurrentActor
 from omnistream.kit.schema import Message
-from omnistream.security.guards import PUBLIC, access
+from omnistream.security.guards import PUBLIC_RATE_LIMITED, access
 from omnistream.working_hours import service
 from omnistream.working_hours.schemas import (
     DivisionWorkingHours,
@@ -111,7 +111,7 @@ class PublicWorkingHoursController(Controller):
         "/{tenant_slug:str}",
         operation_id="getPublicWorkingHoursStatus",
         summary="Check working hours status (public)",
-        opt=PUBLIC,
+        opt=PUBLIC_RATE_LIMITED,
         description="No authentication. Whether the organisation (or one of its divisions) is open now, "
         "and when it next opens and closes (RFC 3339, UTC; null when not within 400 days).",
     )
