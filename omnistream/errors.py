@@ -151,6 +151,13 @@ def from_data_error(exc: asyncpg.DataError) -> ProblemDetailsException:
     return _problem(400, "Bad request", f"a value could not be stored: {exc}")
 
 
+def from_too_deep(exc: RecursionError) -> ProblemDetailsException:
+    # msgspec refuses JSON nested deeper than the interpreter's recursion limit this way, before
+    # any handler runs; nothing else here recurses on input.
+    log.warning("input nested too deeply", message=str(exc))
+    return _problem(400, "Bad request", "the request body is nested too deeply")
+
+
 def from_unavailable(exc: Exception) -> ProblemDetailsException:
     # PostgreSQL or Redis unreachable: the client may retry; nothing about it is a client error.
     log.error("a backing service is unavailable", error=type(exc).__name__, message=str(exc))
@@ -170,6 +177,7 @@ PROBLEM_DETAILS = ProblemDetailsPlugin(
             AppError: from_app_error,
             HTTPException: from_http_error,
             asyncpg.DataError: from_data_error,
+            RecursionError: from_too_deep,
             redis.exceptions.ConnectionError: from_unavailable,
             redis.exceptions.TimeoutError: from_unavailable,
             asyncpg.exceptions.CannotConnectNowError: from_unavailable,

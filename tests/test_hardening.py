@@ -1,11 +1,12 @@
-"""Rights cannot be escalated, text filters are literal, and date ranges are checked everywhere."""
+"""Rights cannot be escalated, text filters are literal, date ranges are checked everywhere, and
+hostile input (deep JSON, NUL characters) is a client error."""
 
 from __future__ import annotations
 
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import Tenant, create_agent, ingest
+from tests.conftest import Tenant, create_agent, ingest, problem
 
 
 async def _deputy(client: AsyncTestClient, tenant: Tenant, permissions: list[str]) -> dict:
@@ -83,3 +84,32 @@ async def test_backwards_or_mixed_date_ranges(client: AsyncTestClient, tenant: T
     assert response.json()["errors"][0]["field"] == "created_from"
     mixed = {"created_from": "2026-01-01T00:00:00", "created_to": "2026-02-01T00:00:00+07:00", **extra}
     assert (await client.get(path, params=mixed, headers=tenant.headers)).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/auth/login", "/api/divisions", "/api/conversations/bulk"])
+async def test_json_nested_too_deeply_is_a_client_error(client: AsyncTestClient, tenant: Tenant, path: str) -> None:
+    body = "[" * 5000 + "]" * 5000
+    response = await client.post(path, content=body, headers={**tenant.headers, "content-type": "application/json"})
+    assert "nested too deeply" in problem(response, 400)["detail"]
+    assert (await client.get("/api/divisions", headers=tenant.headers)).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/conversations", "q"),
+        ("/api/conversations", "tag"),
+        ("/api/contacts", "q"),
+        ("/api/agents", "q"),
+        ("/api/divisions", "q"),
+        ("/api/messages/search", "q"),
+        ("/api/activity-logs", "action"),
+        ("/api/conversations", "cursor"),
+    ],
+)
+async def test_a_nul_character_in_a_text_filter_names_the_filter(
+    client: AsyncTestClient, tenant: Tenant, path: str, name: str
+) -> None:
+    response = await client.get(path, params={name: "a\x00b"}, headers=tenant.headers)
+    body = problem(response, 400)
+    assert name in [e["field"] for e in body["errors"]]

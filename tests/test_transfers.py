@@ -100,7 +100,9 @@ async def test_transfer_to_an_agent_within_a_division(client: AsyncTestClient, t
         await transfer(client, tenant, conversation_id, {"to_agent_id": outsider["id"], "to_division_id": division}),
         400,
     )
-    assert body["errors"][0]["field"] == "agent_id"
+    assert body["errors"][0]["field"] == "to_agent_id"  # the request's own words
+    body = problem(await transfer(client, tenant, conversation_id, {"to_division_id": str(uuid4())}), 400)
+    assert body["errors"][0]["field"] == "to_division_id"
     unchanged = await fetch(client, tenant, conversation_id)
     assert (unchanged["assigned_agent_id"], unchanged["division_id"]) == (None, None)
     assert (await history(client, tenant, conversation_id))["total"] == 0

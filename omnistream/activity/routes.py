@@ -10,6 +10,7 @@ from litestar.params import FromQuery, QueryParameter
 from omnistream.activity import service
 from omnistream.activity.schemas import ActivityLogList
 from omnistream.kit.deps import DB, CurrentActor, Paging
+from omnistream.kit.schema import NO_NUL
 from omnistream.security.guards import access
 
 
@@ -26,9 +27,11 @@ class ActivityLogController(Controller):
         actor_id: FromQuery[UUID | None] = None,
         action: Annotated[
             str | None,
-            QueryParameter(max_length=100, description="An action or its prefix, e.g. agent or agent.created"),
+            QueryParameter(
+                max_length=100, pattern=NO_NUL, description="An action or its prefix, e.g. agent or agent.created"
+            ),
         ] = None,
-        object_type: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        object_type: Annotated[str | None, QueryParameter(max_length=100, pattern=NO_NUL)] = None,
         object_id: FromQuery[UUID | None] = None,
         created_from: FromQuery[datetime | None] = None,
         created_to: FromQuery[datetime | None] = None,

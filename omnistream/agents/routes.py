@@ -17,7 +17,7 @@ from omnistream.agents.schemas import (
     OnlineStatus,
 )
 from omnistream.kit.deps import DB, CurrentActor, Paging
-from omnistream.kit.schema import Message
+from omnistream.kit.schema import NO_NUL, Message
 from omnistream.security.guards import access
 
 AGENTS_MANAGE = access("admin", "agents.manage")
@@ -36,7 +36,9 @@ class AgentController(Controller):
         status: FromQuery[AgentStatus | None] = None,
         online_status: FromQuery[OnlineStatus | None] = None,
         role_id: FromQuery[UUID | None] = None,
-        q: Annotated[str | None, QueryParameter(max_length=200, description="Part of a name or email")] = None,
+        q: Annotated[
+            str | None, QueryParameter(max_length=200, pattern=NO_NUL, description="Part of a name or email")
+        ] = None,
     ) -> AgentList:
         return await service.list_agents(
             db, actor, params, status=status, online_status=online_status, role_id=role_id, q=q

@@ -12,6 +12,7 @@ from omnistream.contacts.schemas import Channel, Contact, ContactList, ContactUp
 from omnistream.conversations import service as conversations
 from omnistream.conversations.schemas import ConversationList
 from omnistream.kit.deps import DB, CurrentActor, Paging
+from omnistream.kit.schema import NO_NUL
 from omnistream.security.guards import access
 
 READ = access("agent", "contacts.read")
@@ -27,8 +28,10 @@ class ContactController(Controller):
         db: DB,
         actor: CurrentActor,
         params: Paging,
-        q: Annotated[str | None, QueryParameter(max_length=200, description="Part of a name, email or phone")] = None,
-        tag: Annotated[str | None, QueryParameter(max_length=50)] = None,
+        q: Annotated[
+            str | None, QueryParameter(max_length=200, pattern=NO_NUL, description="Part of a name, email or phone")
+        ] = None,
+        tag: Annotated[str | None, QueryParameter(max_length=50, pattern=NO_NUL)] = None,
         channel: FromQuery[Channel | None] = None,
         created_from: FromQuery[datetime | None] = None,
         created_to: FromQuery[datetime | None] = None,

@@ -22,6 +22,7 @@ from omnistream.conversations.schemas import (
     TakeoverRequest,
 )
 from omnistream.kit.deps import DB, CurrentActor, Paging
+from omnistream.kit.schema import NO_NUL
 from omnistream.security.guards import access
 
 READ = access("agent", "conversations.read")
@@ -50,20 +51,24 @@ class ConversationController(Controller):
             str | None,
             QueryParameter(
                 max_length=100,
+                pattern=NO_NUL,
                 description="One or more statuses, comma-separated: open,pending,resolved,closed,expired",
             ),
         ] = None,
         channel: FromQuery[Channel | None] = None,
         assignee: Annotated[
-            str | None, QueryParameter(max_length=40, description="An agent id, 'me' or 'unassigned'")
+            str | None, QueryParameter(max_length=40, pattern=NO_NUL, description="An agent id, 'me' or 'unassigned'")
         ] = None,
         division_id: FromQuery[UUID | None] = None,
-        tag: Annotated[str | None, QueryParameter(max_length=50)] = None,
+        tag: Annotated[str | None, QueryParameter(max_length=50, pattern=NO_NUL)] = None,
         contact_id: FromQuery[UUID | None] = None,
         created_from: FromQuery[datetime | None] = None,
         created_to: FromQuery[datetime | None] = None,
         q: Annotated[
-            str | None, QueryParameter(max_length=200, description="Contact name, email, phone or last message text")
+            str | None,
+            QueryParameter(
+                max_length=200, pattern=NO_NUL, description="Contact name, email, phone or last message text"
+            ),
         ] = None,
         sort_by: FromQuery[Literal["last_activity_at", "created_at"]] = "last_activity_at",
         with_total: Annotated[

@@ -192,24 +192,26 @@ async def _assign(
     row: asyncpg.Record,
     agent_id: UUID | None,
     division_id: UUID | msgspec.UnsetType | None,
+    fields: tuple[str, str] = ("agent_id", "division_id"),
 ) -> None:
     """Assign (or unassign) and optionally move to a division; the agent must be active and, when a
-    division is named, belong to it."""
+    division is named, belong to it. Errors name the request's own `fields` (agent, division)."""
+    agent_field, division_field = fields
     new_division = row["division_id"]
     if division_id is not msgspec.UNSET:
         new_division = division_id
         if division_id is not None and not await divisions.exists(conn, actor.tenant_id, division_id):
-            raise BadRequest("no such division in this organisation", field="division_id")
+            raise BadRequest("no such division in this organisation", field=division_field)
     if agent_id is not None:
         agent = await agents.get_in(conn, actor.tenant_id, agent_id)
         if agent is None or agent.status != "active":
-            raise BadRequest("agent_id must be an active agent of this organisation", field="agent_id")
+            raise BadRequest(f"{agent_field} must be an active agent of this organisation", field=agent_field)
         if (
             new_division is not None
             and division_id is not msgspec.UNSET
             and not await divisions.is_member(conn, actor.tenant_id, new_division, agent_id)
         ):
-            raise BadRequest("the agent does not belong to that division", field="agent_id")
+            raise BadRequest("the agent does not belong to that division", field=agent_field)
     await repository.set_assignment(conn, actor.tenant_id, row["id"], agent_id, new_division)
     await activity.record(
         conn,
@@ -361,7 +363,7 @@ async def transfer(db: Database, actor: Actor, conversation_id: UUID, data: Tran
         )
         # To a division alone: the conversation waits there unassigned.
         agent_id = data.to_agent_id
-        await _assign(conn, actor, row, agent_id, division)
+        await _assign(conn, actor, row, agent_id, division, fields=("to_agent_id", "to_division_id"))
         return await transfers.record(
             conn,
             actor,

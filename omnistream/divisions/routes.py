@@ -16,7 +16,7 @@ from omnistream.divisions.schemas import (
     DivisionWithAgents,
 )
 from omnistream.kit.deps import DB, CurrentActor, Paging
-from omnistream.kit.schema import Message
+from omnistream.kit.schema import NO_NUL, Message
 from omnistream.security.guards import access
 
 DIVISIONS_READ = access("agent", "divisions.read")
@@ -33,7 +33,9 @@ class DivisionController(Controller):
         db: DB,
         actor: CurrentActor,
         params: Paging,
-        q: Annotated[str | None, QueryParameter(max_length=200, description="Part of a name or description")] = None,
+        q: Annotated[
+            str | None, QueryParameter(max_length=200, pattern=NO_NUL, description="Part of a name or description")
+        ] = None,
     ) -> DivisionList:
         return await service.list_divisions(db, actor, params, q=q)
 
@@ -79,7 +81,9 @@ class DivisionController(Controller):
         actor: CurrentActor,
         division_id: FromPath[UUID],
         params: Paging,
-        q: Annotated[str | None, QueryParameter(max_length=200, description="Part of a name or email")] = None,
+        q: Annotated[
+            str | None, QueryParameter(max_length=200, pattern=NO_NUL, description="Part of a name or email")
+        ] = None,
     ) -> DivisionAgentList:
         return await service.list_division_agents(db, actor, division_id, params, q=q)
 

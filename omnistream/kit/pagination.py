@@ -11,6 +11,7 @@ from uuid import UUID
 from litestar.params import QueryParameter
 
 from omnistream.errors import BadRequest
+from omnistream.kit.schema import NO_NUL
 
 MAX_PER_PAGE = 100
 T = TypeVar("T")
@@ -71,7 +72,8 @@ def list_params(
     page: Annotated[int, QueryParameter(ge=1, le=100_000, description="1-based page (ignored with a cursor)")] = 1,
     per_page: Annotated[int, QueryParameter(ge=1, le=MAX_PER_PAGE, description="Items per page")] = 20,
     cursor: Annotated[
-        str | None, QueryParameter(max_length=100, description="Keyset cursor from next_cursor: ISO8601|uuid")
+        str | None,
+        QueryParameter(max_length=100, pattern=NO_NUL, description="Keyset cursor from next_cursor: ISO8601|uuid"),
     ] = None,
     sort_order: Annotated[Literal["asc", "desc"], QueryParameter(description="Sort direction")] = "desc",
 ) -> ListParams:

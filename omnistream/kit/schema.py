@@ -22,8 +22,11 @@ class Message(Schema):
     id: str | None = None
 
 
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text cannot hold a NUL character: a pattern for every free-text input."""
+
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
-Text = Annotated[str, msgspec.Meta(max_length=5000, pattern=r"^[^\x00]*$")]
+Text = Annotated[str, msgspec.Meta(max_length=5000, pattern=NO_NUL)]
 Email = Annotated[
     str, msgspec.Meta(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$", description="An email address")
 ]

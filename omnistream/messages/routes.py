@@ -9,6 +9,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from omnistream.contacts.schemas import Channel
 from omnistream.kit.deps import DB, CurrentActor, Jobs, Paging
+from omnistream.kit.schema import NO_NUL
 from omnistream.messages import service
 from omnistream.messages.schemas import ChatMessage, ChatMessageList, MessageSearchResult, MessageSend
 from omnistream.security.guards import access
@@ -61,7 +62,9 @@ class MessageSearchController(Controller):
         db: DB,
         actor: CurrentActor,
         params: Paging,
-        q: Annotated[str, QueryParameter(min_length=1, max_length=200, description="What to search for")],
+        q: Annotated[
+            str, QueryParameter(min_length=1, max_length=200, pattern=NO_NUL, description="What to search for")
+        ],
         channel: FromQuery[Channel | None] = None,
         conversation_id: FromQuery[UUID | None] = None,
         direction: FromQuery[Literal["inbound", "outbound"] | None] = None,
