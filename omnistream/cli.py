@@ -1,4 +1,4 @@
-"""`omnistream dev | serve | worker | migrate | create-tenant`."""
+"""`omnistream dev | serve | worker | migrate | create-tenant | inbound`."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, get_args
 from uuid import uuid4
 
 from omnistream.config import Settings, SettingsError, load_settings
+from omnistream.contacts.schemas import Channel
 from omnistream.db import APP_ROLE, ensure_app_login, ensure_database, migrate, with_database
 
 DATABASE_NAME = "omnistream"
+T = TypeVar("T")
 
 
 def _say(message: str) -> None:
@@ -265,55 +268,98 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_create_tenant(args: argparse.Namespace) -> int:
-    from omnistream.auth import service as auth
-    from omnistream.auth.schemas import RegisterRequest
+def _run_with_database(work: Callable[[Settings, Any], Awaitable[T]]) -> T:
+    """Run `work(settings, db)` against the configured database, or the embedded one (started for
+    the occasion and stopped again if it was not running)."""
     from omnistream.db import Database
 
     settings = load_settings()
     servers = None
     if settings.embedded:
         settings, servers = embedded_settings(settings)
-    password = args.password or secrets.token_urlsafe(12)
-    request = RegisterRequest(
-        organization_name=args.name,
-        name=args.admin_name,
-        email=args.email,
-        password=password,
-        slug=args.slug,
-        timezone=args.timezone,
-    )
-    import msgspec
 
-    try:
-        request = msgspec.convert(msgspec.to_builtins(request), RegisterRequest)
-    except msgspec.ValidationError as exc:
-        _say(f"invalid input: {exc}")
-        return 2
-
-    async def create() -> object:
+    async def run() -> T:
         db = await Database.connect(settings.database_url, min_size=1, max_size=2)
         try:
-            return await auth.register(
-                db, settings, request, ip=None, user_agent="omnistream-cli", request_id=str(uuid4())
-            )
+            return await work(settings, db)
         finally:
             await db.close()
 
-    from omnistream.errors import AppError
-
     try:
-        session = asyncio.run(create())
-    except AppError as exc:
-        _say(f"could not create the tenant: {exc.detail}")
-        return 1
+        return asyncio.run(run())
     finally:
         if servers is not None:
             servers.stop_started_here()  # type: ignore[attr-defined]
-    tenant = session.agent.tenant  # type: ignore[attr-defined]
+
+
+def cmd_create_tenant(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from omnistream.auth import service as auth
+    from omnistream.auth.schemas import RegisterRequest
+    from omnistream.errors import AppError
+
+    password = args.password or secrets.token_urlsafe(12)
+    try:
+        request = msgspec.convert(
+            {
+                "organization_name": args.name,
+                "name": args.admin_name,
+                "email": args.email,
+                "password": password,
+                "slug": args.slug,
+                "timezone": args.timezone,
+            },
+            RegisterRequest,
+        )
+    except msgspec.ValidationError as exc:
+        _say(f"invalid input: {exc}")
+        return 2
+    try:
+        session = _run_with_database(
+            lambda settings, db: auth.register(
+                db, settings, request, ip=None, user_agent="omnistream-cli", request_id=str(uuid4())
+            )
+        )
+    except AppError as exc:
+        _say(f"could not create the tenant: {exc.detail}")
+        return 1
+    tenant = session.agent.tenant
     print(f"tenant:   {tenant.name} (slug {tenant.slug}, id {tenant.id})")
     print(f"admin:    {args.email}")
     print(f"password: {password}")
+    return 0
+
+
+def cmd_inbound(args: argparse.Namespace) -> int:
+    """A customer's message, through the same ingestion service the channel webhooks use: for
+    trying conversations locally before a channel is connected."""
+    from omnistream.messages.schemas import InboundMessage
+    from omnistream.messages.service import ingest_inbound
+    from omnistream.tenants.service import id_by_slug
+
+    async def deliver(settings: Settings, db: Any) -> object | None:
+        async with db.anonymous() as conn:
+            tenant_id = await id_by_slug(conn, args.tenant)
+        if tenant_id is None:
+            return None
+        inbound = InboundMessage(
+            tenant_id=tenant_id,
+            channel=args.channel,
+            external_id=args.sender,
+            provider_message_id=args.message_id or f"cli.{uuid4().hex}",
+            text=args.text,
+            contact_name=args.name,
+            source="cli",
+        )
+        return await ingest_inbound(db, inbound)
+
+    result = _run_with_database(deliver)
+    if result is None:
+        _say(f"no active organisation has the slug {args.tenant!r}")
+        return 1
+    print(f"conversation: {result.conversation_id}" + (" (new)" if result.conversation_created else ""))
+    print(f"message:      {result.message_id}" + (" (already delivered)" if result.duplicate else ""))
     return 0
 
 
@@ -343,6 +389,19 @@ def main(argv: list[str] | None = None) -> int:
     tenant.add_argument("--slug", default=None)
     tenant.add_argument("--timezone", default="UTC")
     tenant.set_defaults(run=cmd_create_tenant)
+
+    inbound = commands.add_parser(
+        "inbound", help="deliver a customer's message through the ingestion service (for trying things locally)"
+    )
+    inbound.add_argument("--tenant", required=True, help="the organisation's slug")
+    inbound.add_argument("--from", dest="sender", required=True, help="the sender's id on the channel, e.g. +628123")
+    inbound.add_argument("--text", required=True)
+    inbound.add_argument("--channel", default="whatsapp", choices=get_args(Channel))
+    inbound.add_argument("--name", default=None, help="the contact's name, when first seen")
+    inbound.add_argument(
+        "--message-id", default=None, help="the provider's message id (the same id twice: one message)"
+    )
+    inbound.set_defaults(run=cmd_inbound)
 
     args = parser.parse_args(argv)
     try:

@@ -15,6 +15,8 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 
+from omnistream.kit.schema import NO_NUL
+
 log = structlog.get_logger(__name__)
 
 
@@ -91,6 +93,9 @@ def from_app_error(exc: AppError) -> ProblemDetailsException:
     return _problem(exc.status_code, exc.title, exc.detail, exc.headers, errors=errors, **exc.extra)
 
 
+# What msgspec says of a value that breaks kit.schema.NO_NUL.
+_NO_NUL_MESSAGE = f"matching regex {NO_NUL!r}"
+
 # msgspec reports a missing or unknown field at the object that holds it ("data" for the body).
 _NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]+)`")
 
@@ -108,6 +113,8 @@ def from_validation_error(exc: ValidationException) -> ProblemDetailsException:
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             field, message = _error_field(item), item.get("message")
+            if isinstance(message, str) and _NO_NUL_MESSAGE in message:
+                message = "must not contain a NUL character"
             if field == "data" and item.get("source") == "body":
                 message = "a JSON request body is required"  # Litestar's own words are just "'data'"
             errors.append({"field": field, "source": item.get("source"), "message": message})
