@@ -173,6 +173,18 @@ def from_unavailable(exc: Exception) -> ProblemDetailsException:
     )
 
 
+def from_value_error(exc: ValueError) -> ProblemDetailsException:
+    # msgspec's lenient conversion of request parameters and bodies (Litestar converts with
+    # strict=False) lets some values through as a bare ValueError rather than a validation error:
+    # a number as a date past year 9999, for one. Raised there, it is the client's input.
+    frame = exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_name == "parse_values_from_connection_kwargs":
+            return _problem(400, "Validation failed", f"a value in the request is out of range: {exc}")
+        frame = frame.tb_next
+    return from_unexpected(exc)
+
+
 def from_unexpected(exc: Exception) -> ProblemDetailsException:
     log.exception("unhandled error", exc_info=exc)
     return _problem(500, "Internal server error", "an unexpected error occurred; it has been logged")
@@ -185,6 +197,7 @@ PROBLEM_DETAILS = ProblemDetailsPlugin(
             HTTPException: from_http_error,
             asyncpg.DataError: from_data_error,
             RecursionError: from_too_deep,
+            ValueError: from_value_error,
             redis.exceptions.ConnectionError: from_unavailable,
             redis.exceptions.TimeoutError: from_unavailable,
             asyncpg.exceptions.CannotConnectNowError: from_unavailable,

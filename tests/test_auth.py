@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import jwt
@@ -14,6 +15,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from omnistream.config import Settings
+from omnistream.db import Database
+from omnistream.tenants import service as tenants
 from tests.conftest import PASSWORD, Tenant, create_agent, problem, register
 
 
@@ -123,6 +126,30 @@ async def test_register_derives_a_free_slug_from_the_name(client: AsyncTestClien
     assert second.slug != first.slug
     assert second.slug.startswith("cafe-zurich-gmbh")
     assert second.id != first.id
+
+
+async def test_organisations_of_one_name_signing_up_at_once_each_get_a_slug(settings: Settings) -> None:
+    """The second sign-up finds the slug free, then loses it to the first one's commit: it takes
+    the next slug instead of failing with a conflict about a slug its client never chose."""
+    db = await Database.connect(settings.database_url, min_size=2, max_size=2)
+    first_id, second_id = uuid4(), uuid4()
+    try:
+        async with db.tenant(first_id) as first:
+            await tenants.create(first, first_id, "Same Name Ltd", None, "UTC")
+            second = asyncio.create_task(_create_tenant(db, second_id, "Same Name Ltd"))
+            await asyncio.sleep(0.5)  # the second now waits on the first's uncommitted slug
+            assert not second.done()
+        slug = await second
+        async with db.tenant(first_id) as conn:
+            first_slug = (await tenants.get_in(conn, first_id)).slug
+    finally:
+        await db.close()
+    assert (first_slug, slug) == ("same-name-ltd", "same-name-ltd-2")
+
+
+async def _create_tenant(db: Database, tenant_id: UUID, name: str) -> str:
+    async with db.tenant(tenant_id) as conn:
+        return (await tenants.create(conn, tenant_id, name, None, "UTC")).slug
 
 
 async def test_register_defaults_timezone_to_utc(client: AsyncTestClient) -> None:

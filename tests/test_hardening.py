@@ -113,3 +113,23 @@ async def test_a_nul_character_in_a_text_filter_names_the_filter(
     response = await client.get(path, params={name: "a\x00b"}, headers=tenant.headers)
     body = problem(response, 400)
     assert {"field": name, "source": "query", "message": "must not contain a NUL character"} in body["errors"]
+
+
+@pytest.mark.parametrize("path", ["/api/conversations", "/api/contacts", "/api/activity-logs", "/api/messages/search"])
+@pytest.mark.parametrize("moment", ["253402300800", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+async def test_a_date_filter_outside_the_calendar_is_a_client_error(
+    client: AsyncTestClient, tenant: Tenant, path: str, moment: str
+) -> None:
+    params = {"created_from": moment} | ({"q": "hello"} if path.endswith("search") else {})
+    body = problem(await client.get(path, params=params, headers=tenant.headers), 400)
+    assert "out of range" in body["detail"]
+    assert "$" not in body["detail"]  # no query internals
+
+
+async def test_a_key_expiry_outside_the_calendar_is_a_client_error(client: AsyncTestClient, tenant: Tenant) -> None:
+    for expires_at in (253402300800, "253402300800"):
+        response = await client.post(
+            "/api/api-keys", json={"name": "k", "expires_at": expires_at}, headers=tenant.headers
+        )
+        assert "out of range" in problem(response, 400)["detail"]
+    assert (await client.get("/api/api-keys", headers=tenant.headers)).json()["api_keys"] == []

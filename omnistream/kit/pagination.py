@@ -102,9 +102,19 @@ def page_of(
 def date_range(created_from: datetime | None, created_to: datetime | None) -> tuple[datetime | None, datetime | None]:
     """A list's creation-time filter: a time without an offset is UTC (as in cursors), and the
     range must not run backwards."""
-    created_from, created_to = (
-        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (created_from, created_to)
-    )
+    created_from = _utc(created_from, "created_from")
+    created_to = _utc(created_to, "created_to")
     if created_from and created_to and created_from > created_to:
         raise BadRequest("created_from must not be after created_to", field="created_from")
     return created_from, created_to
+
+
+def _utc(moment: datetime | None, field: str) -> datetime | None:
+    """A time without an offset is UTC; one whose UTC falls outside years 1 to 9999 is refused
+    here, before PostgreSQL would refuse it with its own words."""
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise BadRequest(f"{field} is out of range", field=field) from exc

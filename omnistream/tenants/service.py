@@ -9,11 +9,13 @@ from zoneinfo import available_timezones
 
 import asyncpg
 
+from omnistream.db import Savepoint
 from omnistream.errors import BadRequest, Conflict, not_found
 from omnistream.tenants import repository
 from omnistream.tenants.schemas import Tenant
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+SLUG_ATTEMPTS = 5
 # "localtime" (the server's own zone), "Factory" and "posixrules" are files of the zone
 # database, not zones a tenant can mean.
 _TIMEZONES = frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
@@ -34,14 +36,15 @@ def check_timezone(timezone: str) -> str:
 async def create(conn: asyncpg.Connection, tenant_id: UUID, name: str, slug: str | None, timezone: str) -> Tenant:
     """Create a tenant inside the caller's transaction, which must already be scoped to `tenant_id`."""
     check_timezone(timezone)
-    if slug is None:
-        slug = await _free_slug(conn, slugify(name))
-    elif await repository.slug_taken(conn, slug):
-        raise Conflict(f"the slug {slug!r} is taken", field="slug")
-    try:
-        await repository.insert(conn, tenant_id, name, slug, timezone)
-    except asyncpg.UniqueViolationError as exc:
-        raise Conflict(f"the slug {slug!r} is taken", field="slug") from exc
+    if slug is not None:
+        if await repository.slug_taken(conn, slug):
+            raise Conflict(f"the slug {slug!r} is taken", field="slug")
+        try:
+            await repository.insert(conn, tenant_id, name, slug, timezone)
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"the slug {slug!r} is taken", field="slug") from exc
+    else:
+        await _insert_with_free_slug(conn, tenant_id, name, timezone)
     tenant = await repository.get(conn, tenant_id)
     assert tenant is not None
     return tenant
@@ -70,6 +73,19 @@ async def set_timezone(conn: asyncpg.Connection, tenant_id: UUID, timezone: str)
 async def id_by_slug(conn: asyncpg.Connection, slug: str) -> UUID | None:
     """An active tenant's id by slug; works in a transaction without a tenant (public pages)."""
     return await repository.id_by_slug(conn, slug)
+
+
+async def _insert_with_free_slug(conn: asyncpg.Connection, tenant_id: UUID, name: str, timezone: str) -> None:
+    """The slug made from the name, or the next free one: an organisation of the same name signing
+    up at the same moment may take a free slug first, and then this one takes the next."""
+    for _ in range(SLUG_ATTEMPTS):
+        try:
+            async with Savepoint(conn, "tenant_slug"):
+                await repository.insert(conn, tenant_id, name, await _free_slug(conn, slugify(name)), timezone)
+            return
+        except asyncpg.UniqueViolationError:
+            continue
+    raise Conflict("could not find a free slug; pass one explicitly", field="slug")
 
 
 async def _free_slug(conn: asyncpg.Connection, base: str) -> str:
