@@ -200,6 +200,8 @@ async def test_bad_updates_are_refused_and_store_nothing(client: AsyncTestClient
     for body in (
         {"name": "Changed", "email": "not-an-email"},
         {"name": "Changed", "phone": "call me"},
+        {"phone": "((((((((("},
+        {"phone": "+1-2"},
         {"name": 5},
         {"name": "x" * 201},
         {"name": "a\x00b"},

@@ -11,7 +11,15 @@ from omnistream.kit.schema import Email, Input, Schema
 Channel = Literal["whatsapp", "messenger", "instagram", "email"]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[^\x00,]*[^\s\x00,][^\x00,]*$")]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=50)]
-Phone = Annotated[str, msgspec.Meta(min_length=3, max_length=32, pattern=r"^\+?[0-9 ()./-]{3,32}$")]
+Phone = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=32,
+        pattern=r"^\+?[ ()./-]*(?:[0-9][ ()./-]*){3,}$",
+        description="Digits, optionally a leading + and separators ( ) . / - and spaces; at least 3 digits",
+    ),
+]
 AttributeKey = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 AttributeValue = Annotated[str, msgspec.Meta(max_length=2000)] | int | float | bool | None
 
