@@ -33,6 +33,7 @@ from omnistream import logging as app_logging
 from omnistream.config import Settings, load_settings
 from omnistream.db import Database
 from omnistream.errors import PROBLEM_DETAILS
+from omnistream.kit.body import StrictBodyRequest
 from omnistream.kit.deps import dependencies, resolve_dependencies_in_line
 from omnistream.security.guards import NOT_RATE_LIMITED, authorize
 from omnistream.security.middleware import jwt_auth
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         stores={"public_rate_limit": rate_limit_store},
         plugins=[PROBLEM_DETAILS, app_logging.plugin(settings)],
         dependencies=dependencies(settings),
+        request_class=StrictBodyRequest,
         openapi_config=OpenAPIConfig(
             title="OmniStream CRM API",
             version=version("omnistream"),

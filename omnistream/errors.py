@@ -115,7 +115,7 @@ def from_validation_error(exc: ValidationException) -> ProblemDetailsException:
             field, message = _error_field(item), item.get("message")
             if isinstance(message, str) and _NO_NUL_MESSAGE in message:
                 message = "must not contain a NUL character"
-            if field == "data" and item.get("source") == "body":
+            if field == "data" and item.get("source") == "body" and message == "'data'":
                 message = "a JSON request body is required"  # Litestar's own words are just "'data'"
             errors.append({"field": field, "source": item.get("source"), "message": message})
     if errors:

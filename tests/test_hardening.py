@@ -3,9 +3,15 @@ hostile input (deep JSON, NUL characters) is a client error."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from litestar import Litestar, post
+from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 
+from omnistream.errors import PROBLEM_DETAILS
+from omnistream.kit.body import StrictBodyRequest
 from tests.conftest import Tenant, create_agent, ingest, problem
 
 
@@ -90,7 +96,9 @@ async def test_backwards_or_mixed_date_ranges(client: AsyncTestClient, tenant: T
 async def test_json_nested_too_deeply_is_a_client_error(client: AsyncTestClient, tenant: Tenant, path: str) -> None:
     body = "[" * 5000 + "]" * 5000
     response = await client.post(path, content=body, headers={**tenant.headers, "content-type": "application/json"})
-    assert "nested too deeply" in problem(response, 400)["detail"]
+    # Refused at the first bracket (the body must be an object) or, for a body of any shape, by
+    # its depth: either way a 400, never the decoder's RecursionError as a 500.
+    assert problem(response, 400)["detail"]
     assert (await client.get("/api/divisions", headers=tenant.headers)).json()["total"] == 0
 
 
@@ -127,9 +135,46 @@ async def test_a_date_filter_outside_the_calendar_is_a_client_error(
 
 
 async def test_a_key_expiry_outside_the_calendar_is_a_client_error(client: AsyncTestClient, tenant: Tenant) -> None:
-    for expires_at in (253402300800, "253402300800"):
+    for expires_at in (253402300800, "253402300800", "10000-01-01T00:00:00Z"):
         response = await client.post(
             "/api/api-keys", json={"name": "k", "expires_at": expires_at}, headers=tenant.headers
         )
-        assert "out of range" in problem(response, 400)["detail"]
+        assert [e["field"] for e in problem(response, 400)["errors"]] == ["expires_at"]
     assert (await client.get("/api/api-keys", headers=tenant.headers)).json()["api_keys"] == []
+
+
+async def test_a_deep_body_of_any_shape_is_a_client_error() -> None:
+    """The body's depth, not its type, is what fails here: the decoder's own recursion limit."""
+
+    @post("/anything", sync_to_thread=False)
+    def anything(data: JSONBody[object]) -> None:
+        return None
+
+    app = Litestar([anything], plugins=[PROBLEM_DETAILS], request_class=StrictBodyRequest)
+    async with AsyncTestClient(app) as client:
+        response = await client.post("/anything", content="[" * 5000 + "]" * 5000)
+    assert "nested too deeply" in problem(response, 400)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("PUT", "/api/chat-expiration-rules/whatsapp", {"inactivity_minutes": "60"}, "inactivity_minutes"),
+        ("PUT", "/api/chat-expiration-rules/whatsapp", {"inactivity_minutes": 60, "enabled": 0}, "enabled"),
+        ("PUT", "/api/chat-expiration-rules/whatsapp", {"inactivity_minutes": 1e2}, "inactivity_minutes"),
+        ("POST", "/api/conversations/expire", "NULL", "data"),
+        ("POST", "/api/conversations/expire", {"dry_run": "false"}, "dry_run"),
+        ("POST", "/api/divisions", {"name": "Sales", "agent_ids": [1]}, "agent_ids"),
+    ],
+)
+async def test_bodies_are_read_as_declared_without_coercion(
+    client: AsyncTestClient, tenant: Tenant, db: Any, method: str, path: str, body: Any, field: str
+) -> None:
+    """A string is not a number, 0 is not false and "NULL" is not an empty body: each is refused
+    naming the field, and nothing happens (no rule stored, nothing expired)."""
+    conversation = await ingest(db, tenant, "hello")
+    response = await client.request(method, path, json=body, headers=tenant.headers)
+    assert [e["field"] for e in problem(response, 400)["errors"]] == [field]
+    assert (await client.get("/api/chat-expiration-rules", headers=tenant.headers)).json()["rules"] == []
+    current = await client.get(f"/api/conversations/{conversation.conversation_id}", headers=tenant.headers)
+    assert current.json()["status"] == "open"
