@@ -141,7 +141,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         # The guard covers every API route; /schema and /metrics sit outside it.
         route_handlers=[
-            Router(path="/", route_handlers=route_handlers(), guards=[authorize], opt={NOT_RATE_LIMITED: True}),
+            Router(
+                path="/",
+                route_handlers=route_handlers(),
+                guards=[authorize],
+                middleware=[public_rate_limit.middleware],
+                opt={NOT_RATE_LIMITED: True},
+            ),
             PrometheusController,
         ],
         lifespan=[lifespan],
@@ -152,7 +158,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         before_send=[_request_id_on_every_response],
-        middleware=[public_rate_limit.middleware],
         stores={"public_rate_limit": rate_limit_store},
         plugins=[PROBLEM_DETAILS, app_logging.plugin(settings)],
         dependencies=dependencies(settings),
