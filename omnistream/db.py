@@ -96,7 +96,11 @@ class _ConnectionAdapter(AsyncPGAdapter):
 
 _OPTIONAL_LINE = re.compile(r"^(?P<sql>.*?)\s*--\?\s*(?P<key>\w+)\s*$")
 _LIMIT = re.compile(r"(?<!:):limit\b")
-_SELECT_SUFFIX = {SQLOperationType.SELECT: "", SQLOperationType.SELECT_ONE: "^", SQLOperationType.SELECT_VALUE: "$"}
+_SELECT_METHODS = {
+    SQLOperationType.SELECT: "fetch",
+    SQLOperationType.SELECT_ONE: "fetchrow",
+    SQLOperationType.SELECT_VALUE: "fetchval",
+}
 
 
 class OptionalLinesQuery:
@@ -116,9 +120,9 @@ class OptionalLinesQuery:
     MAX_VARIANTS = 256
 
     def __init__(self, name: str, op_type: Any, written: str) -> None:
-        if op_type not in _SELECT_SUFFIX:
+        if op_type not in _SELECT_METHODS:
             raise ValueError(f"{name}: only a select can have optional lines")
-        self.name, self._op_type = name, op_type
+        self.name, self._op_type, self._method = name, op_type, _SELECT_METHODS[op_type]
         self._lines = [
             (m["sql"], m["key"]) if (m := _OPTIONAL_LINE.match(line)) else (line, None) for line in written.splitlines()
         ]
@@ -132,10 +136,11 @@ class OptionalLinesQuery:
         text = "\n".join(sql for sql, key in self._lines if key is None or key in given)
         return _LIMIT.sub(str(limit), text) if self._has_limit else text
 
-    def _load_variant(self, given: frozenset[str], limit: int | None = None) -> Callable[..., Any]:
-        spec = f"-- name: {self.name}{_SELECT_SUFFIX[self._op_type]}\n{self.text(given, limit)}"
-        loaded = aiosql.from_str(spec, _ConnectionAdapter, mandatory_parameters=False, queries_cls=_Queries)
-        return getattr(loaded, self.name)
+    def _load_variant(self, given: frozenset[str], limit: int | None = None) -> tuple[str, tuple[str, ...]]:
+        """The statement as asyncpg takes it ($1, $2, ...) and the parameter each number stands for."""
+        adapter = _ConnectionAdapter()
+        sql = adapter.process_sql(self.name, self._op_type, self.text(given, limit))
+        return sql, tuple(adapter.var_sorted[self.name])
 
     def __call__(self, conn: asyncpg.Connection, **params: Any) -> Any:
         given = frozenset(key for key in self.keys if (value := params.get(key)) is not None and value is not False)
@@ -144,7 +149,10 @@ class OptionalLinesQuery:
             limit = params["limit"]
             if type(limit) is not int or not 0 <= limit <= self.MAX_LIMIT:
                 raise ValueError(f"{self.name}: limit must be a whole number from 0 to {self.MAX_LIMIT}")
-        return self.variant(given, limit)(conn, **params)
+        sql, names = self.variant(given, limit)
+        # Straight to asyncpg: aiosql has parsed the statement, and its call path (an async
+        # generator per select) would add to every list page what the parsing saves.
+        return getattr(conn, self._method)(sql, *[params.get(name) for name in names])
 
 
 @cache

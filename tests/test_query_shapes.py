@@ -20,10 +20,10 @@ async def test_conversation_lists_select_the_struct_fields_in_order(database: st
         order,
         f"after_{order}",
     }
-    spec = query.variant(keys, limit=21)
+    sql, _ = query.variant(keys, limit=21)
     conn = await asyncpg.connect(database)
     try:
-        columns = [attribute.name for attribute in (await conn.prepare(spec.sql)).get_attributes()]
+        columns = [attribute.name for attribute in (await conn.prepare(sql)).get_attributes()]
     finally:
         await conn.close()
     assert columns == [field.name for field in msgspec.structs.fields(Conversation)]
@@ -41,7 +41,10 @@ def test_optional_lines_apply_only_when_their_key_is_given() -> None:
     assert "b IS NULL" not in query.text(frozenset({"a"}), 5)
     # The same shape is loaded once; its parameters are only those of its own lines.
     assert query.variant(frozenset({"a"}), 5) is query.variant(frozenset({"a"}), 5)
-    assert query.variant(frozenset(), 5).sql == "SELECT id FROM t\n WHERE tenant_id = $1\n LIMIT 5"
+    assert query.variant(frozenset({"a"}), 5) == (
+        "SELECT id FROM t\n WHERE tenant_id = $1\n   AND a = $2\n LIMIT 5",
+        ("tenant_id", "a"),
+    )
 
 
 @pytest.mark.parametrize("limit", [True, "21", -1, 10**6, None])
