@@ -350,6 +350,9 @@ def cmd_inbound(args: argparse.Namespace) -> int:
             provider_message_id=args.message_id or f"cli.{uuid4().hex}",
             text=args.text,
             contact_name=args.name,
+            # A WhatsApp sender is a phone number, an email sender an address: as the channels fill them in.
+            contact_phone=args.sender if args.channel == "whatsapp" else None,
+            contact_email=args.sender if args.channel == "email" else None,
             source="cli",
         )
         return await ingest_inbound(db, inbound)

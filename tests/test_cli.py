@@ -50,8 +50,8 @@ def test_create_a_tenant_then_deliver_messages_to_it(
 
     [conversation] = stored(database, "SELECT message_count, status FROM conversations")
     assert (conversation["message_count"], conversation["status"]) == (2, "open")
-    [contact] = stored(database, "SELECT name FROM contacts")
-    assert contact["name"] == "Dewi"
+    [contact] = stored(database, "SELECT name, phone FROM contacts")
+    assert (contact["name"], contact["phone"]) == ("Dewi", "+628111")
 
 
 def test_bad_command_line_input_is_refused(
