@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from arq import ArqRedis
@@ -71,13 +72,19 @@ async def _resolve_without_task_groups(
     none of them can wait (litestar-org/litestar#4563): for a handler taking `db` and `actor`
     that group cost a fifth of an authenticated request (benchmarks.http). A batch in which at
     most one dependency can wait gains nothing from a task group, so it is resolved in line."""
-    if any(sum(not d.provide.has_sync_callable for d in batch) > 1 for batch in self.dependency_batches):
+    if _some_batch_waits_more_than_once(self):
         return await _resolve_concurrently(self, connection, kwargs)
     cleanup_group = DependencyCleanupGroup()
     for batch in self.dependency_batches:
         for dependency in batch:
             await resolve_dependency(dependency, connection, kwargs, cleanup_group)
     return cleanup_group
+
+
+@functools.lru_cache(maxsize=4096)
+def _some_batch_waits_more_than_once(model: KwargsModel) -> bool:
+    """Decided once per handler, not on every request: its batches never change."""
+    return any(sum(not d.provide.has_sync_callable for d in batch) > 1 for batch in model.dependency_batches)
 
 
 def resolve_dependencies_in_line() -> None:
