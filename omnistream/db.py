@@ -247,6 +247,15 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def self_scoped(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for one call of a function that sets its tenant itself, first thing, for
+        its own transaction (`set_config(..., true)`), such as `ingest_inbound`: no round trip is
+        spent on the setting or on BEGIN and COMMIT. Anything else run on it would see whichever
+        tenant the session last served, so nothing else may be."""
+        async with self.pool.acquire() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def anonymous(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection with no tenant: only the security-definer lookups see anything."""
         async with self.pool.acquire() as conn:

@@ -213,6 +213,14 @@ async def ingest(
     return await ingest_inbound(db, inbound)
 
 
+def fingerprint(payload_text: str) -> str:
+    """An event's `payload_hash` worked out apart from the database: SHA-256 hex of the payload's
+    jsonb text (`payload::text`), PostgreSQL's normal form of it."""
+    import hashlib
+
+    return hashlib.sha256(payload_text.encode()).hexdigest()
+
+
 PROBLEM_JSON = "application/problem+json"
 
 

@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
-from omnistream.automation.service import payload_hash
-from tests.conftest import Tenant, create_agent, headers_of, ingest, problem, refused
+from tests.conftest import Tenant, create_agent, fingerprint, headers_of, ingest, problem, refused
 
 CONVERSATIONS = "/api/conversations"
 
@@ -93,8 +92,8 @@ async def status_events(database: str, conversation_id: str) -> list[dict[str, A
     events = []
     for row in rows:
         payload = json.loads(row["payload"])
-        # The hash is SHA-256 of the canonical payload, recomputable by anyone holding it.
-        assert row["payload_hash"] == payload_hash(payload)
+        # The hash is SHA-256 of the payload's normal form, recomputable by anyone holding it.
+        assert row["payload_hash"] == fingerprint(row["payload"])
         events.append({**dict(row), "payload": payload})
     return events
 

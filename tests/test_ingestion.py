@@ -8,13 +8,16 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
-from omnistream.automation.service import payload_hash
+from omnistream.automation.service import Outbox
+from omnistream.config import Settings
+from omnistream.conversations.service import snapshot
 from omnistream.db import Database
-from tests.conftest import Tenant, ingest, register
+from tests.conftest import Tenant, fingerprint, ingest, register
 
 
 async def fetch(db: Database, tenant: Tenant, sql: str, *args: Any) -> list[Any]:
@@ -27,7 +30,8 @@ async def events(db: Database, tenant: Tenant, conversation_id: UUID | None = No
     return await fetch(
         db,
         tenant,
-        "SELECT id, event_type, conversation_id, contact_id, payload, payload_hash, source, status "
+        "SELECT id, event_type, conversation_id, contact_id, payload, payload::text AS payload_text, payload_hash,"
+        " source, status "
         "FROM automation_events WHERE $1::uuid IS NULL OR conversation_id = $1 ORDER BY created_at, id",
         conversation_id,
     )
@@ -150,6 +154,31 @@ async def test_second_message_from_the_same_identity_appends(
     assert elsewhere.conversation_id != first.conversation_id
 
 
+async def test_a_contact_is_seen_to_the_minute_and_named_once_a_name_arrives(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    at = datetime(2024, 8, 25, 15, 0, tzinfo=UTC)
+
+    async def seen() -> tuple[datetime, str]:
+        (row,) = await fetch(db, tenant, "SELECT last_seen_at, name FROM contacts")
+        return row["last_seen_at"], row["name"]
+
+    await ingest(db, tenant, "hi", external_id="6282223", contact_name=None, sent_at=at)
+    assert await seen() == (at, "")
+    # Within the minute the contact is not rewritten, unless it learns its name.
+    await ingest(db, tenant, "hi", external_id="6282223", contact_name=None, sent_at=at + timedelta(seconds=30))
+    assert await seen() == (at, "")
+    await ingest(db, tenant, "hi", external_id="6282223", contact_name="Sari", sent_at=at + timedelta(seconds=40))
+    assert await seen() == (at + timedelta(seconds=40), "Sari")
+    await ingest(db, tenant, "hi", external_id="6282223", sent_at=at + timedelta(seconds=70))
+    assert await seen() == (at + timedelta(seconds=40), "Sari")
+    await ingest(db, tenant, "hi", external_id="6282223", sent_at=at + timedelta(minutes=2))
+    assert await seen() == (at + timedelta(minutes=2), "Sari")
+    # A late delivery of an older message never moves it back.
+    await ingest(db, tenant, "hi", external_id="6282223", sent_at=at - timedelta(hours=1))
+    assert await seen() == (at + timedelta(minutes=2), "Sari")
+
+
 async def test_a_media_message_without_text_previews_its_type(
     client: AsyncTestClient, tenant: Tenant, db: Database
 ) -> None:
@@ -255,6 +284,24 @@ async def test_another_tenant_never_sees_the_ingested_message(
     assert (await counts(db, other_tenant))["messages"] == 1
 
 
+async def test_ingestion_on_a_connection_serving_another_tenant_writes_only_its_own(
+    tenant: Tenant, other_tenant: Tenant, settings: Settings
+) -> None:
+    """Ingestion borrows connections without setting their tenant: the function sets it for its
+    own transaction only. One connection, so the same one serves both tenants in turn."""
+    single = await Database.connect(settings.database_url, min_size=1, max_size=1)
+    try:
+        async with single.read(UUID(other_tenant.id)) as conn:
+            assert await conn.fetchval("SELECT count(*) FROM messages") == 0
+        mine = await ingest(single, tenant, "mine", external_id="6287778")
+        assert (await counts(single, tenant))["messages"] == 1
+        async with single.read(UUID(other_tenant.id)) as conn:
+            assert await conn.fetchval("SELECT count(*) FROM messages") == 0
+            assert await conn.fetchval("SELECT count(*) FROM messages WHERE id = $1", mine.message_id) == 0
+    finally:
+        await single.close()
+
+
 # ------------------------------------------------------------------ concurrency
 
 
@@ -341,19 +388,46 @@ async def test_stored_payload_hashes_match_their_payloads(
     stored = await events(db, tenant)
     assert {e["event_type"] for e in stored} == {"conversation_created", "message_received_inbound", "status_changed"}
     for event in stored:
-        assert event["payload_hash"] == payload_hash(event["payload"])
-        assert len(event["payload_hash"]) == 64
-        int(event["payload_hash"], 16)
+        assert event["payload_hash"] == fingerprint(event["payload_text"])
     # Different payloads, different hashes; the hash is usable to find an event by its payload.
     assert len({e["payload_hash"] for e in stored}) == len(stored)
 
 
-def test_payload_hash_is_canonical() -> None:
-    import hashlib
+async def test_the_same_payload_has_the_same_fingerprint_whoever_writes_it(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    first = await ingest(db, tenant, "hello", external_id="6281012")
+    received = next(e for e in await events(db, tenant) if e["event_type"] == "message_received_inbound")
+    # The same payload written from Python, its keys in another order, and one that differs.
+    reordered = dict(reversed(list(received["payload"].items())))
+    outbox = Outbox(UUID(tenant.id), source="test")
+    outbox.add("message_received_inbound", first.conversation_id, first.contact_id, reordered)
+    outbox.add("message_received_inbound", first.conversation_id, first.contact_id, {**reordered, "status": "x"})
+    async with db.tenant(UUID(tenant.id)) as conn:
+        same_id, other_id = await outbox.write(conn)
+    by_id = {e["id"]: e for e in await events(db, tenant)}
+    assert by_id[same_id]["payload_hash"] == received["payload_hash"]
+    assert by_id[other_id]["payload_hash"] != received["payload_hash"]
+    assert by_id[other_id]["payload_hash"] == fingerprint(by_id[other_id]["payload_text"])
 
-    assert payload_hash({"b": 1, "a": [1, "x"]}) == payload_hash({"a": [1, "x"], "b": 1})
-    assert payload_hash({"a": 1}) == hashlib.sha256(b'{"a":1}').hexdigest()
-    assert payload_hash({"a": 1}) != payload_hash({"a": 2})
+
+async def test_event_payloads_carry_the_conversation_as_its_other_events_do(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    """Ingestion builds its payloads in SQL; they must keep the shape of the conversations area's
+    snapshot, which every other event carries."""
+    first = await ingest(db, tenant, "hello", external_id="6281013")
+    await set_status(client, tenant, first.conversation_id, "resolved")
+    await ingest(db, tenant, "again", external_id="6281013")
+    (row,) = await fetch(db, tenant, "SELECT * FROM conversations WHERE id = $1", first.conversation_id)
+    expected = msgspec.to_builtins(snapshot(row))
+    stored = await events(db, tenant, first.conversation_id)
+    reopened = [e for e in stored if e["event_type"] == "status_changed"][-1]["payload"]
+    assert {k: reopened[k] for k in expected} == expected
+    assert (reopened["previous_status"], reopened["status"]) == ("resolved", "open")
+    last = stored[-1]["payload"]
+    assert {k: last[k] for k in expected} == expected
+    assert set(last) == set(expected) | {"message"}
 
 
 # ------------------------------------------------------------------ a model of many messages
@@ -445,7 +519,7 @@ async def test_ingestion_matches_a_simple_model(client: AsyncTestClient, db: Dat
     got = {kind: 0 for kind in expected_events}
     for event in stored:
         got[event["event_type"]] += 1
-        assert event["payload_hash"] == payload_hash(event["payload"])
+        assert event["payload_hash"] == fingerprint(event["payload_text"])
     assert got == expected_events
     for conversation_id, expected in model.items():
         conv = await conversation(client, tenant, conversation_id)

@@ -27,7 +27,3 @@ async def list_page(
 
 async def update(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID, **values: Any) -> bool:
     return await queries.update_contact(conn, tenant_id=tenant_id, id=contact_id, **values) is not None
-
-
-async def delete(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> None:
-    await queries.delete_contact(conn, tenant_id=tenant_id, id=contact_id)

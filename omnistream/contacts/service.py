@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
 
 from omnistream.activity import service as activity
@@ -20,11 +19,6 @@ from omnistream.security.principal import Actor
 def normalize_tags(tags: list[str]) -> list[str]:
     """Trimmed, lower-case, de-duplicated, in first-seen order."""
     return list(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
-
-
-async def discard(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> None:
-    """Remove a contact made a moment ago that lost a race for its identity."""
-    await repository.delete(conn, tenant_id, contact_id)
 
 
 async def list_contacts(db: Database, actor: Actor, params: ListParams, **filters: Any) -> ContactList:

@@ -167,25 +167,6 @@ def snapshot(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def snapshot_after_inbound(
-    thread: asyncpg.Record, contact_id: UUID, channel: str, account_id: UUID | None
-) -> dict[str, Any]:
-    """The snapshot a locked conversation will have once an inbound message is counted: a resolved
-    one reopens, nothing else changes."""
-    return {
-        "conversation_id": thread["conversation_id"],
-        "contact_id": contact_id,
-        "channel": channel,
-        "account_id": account_id,
-        "status": "open" if thread["status"] == "resolved" else thread["status"],
-        "assigned_agent_id": thread["assigned_agent_id"],
-        "division_id": thread["division_id"],
-        "tags": list(thread["tags"]),
-        "priority": thread["priority"],
-        "handled_by": thread["handled_by"],
-    }
-
-
 async def _assign(
     conn: asyncpg.Connection,
     actor: Actor,

@@ -34,12 +34,8 @@ async def find_by_provider_id(
     )
 
 
-async def open_thread_for_identity(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> asyncpg.Record:
-    return await queries.open_thread_for_identity(conn, tenant_id=tenant_id, **values)
-
-
-async def store_inbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> UUID | None:
-    return await queries.store_inbound(conn, tenant_id=tenant_id, **values)
+async def ingest_inbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> asyncpg.Record:
+    return await queries.ingest_inbound(conn, tenant_id=tenant_id, **values)
 
 
 async def insert_outbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> UUID:

@@ -50,6 +50,3 @@ UPDATE contacts
        updated_at = clock_timestamp()
  WHERE tenant_id = :tenant_id AND id = :id
 RETURNING id;
-
--- name: delete_contact!
-DELETE FROM contacts WHERE tenant_id = :tenant_id AND id = :id;

@@ -23,93 +23,11 @@ SELECT count(*) FROM messages WHERE tenant_id = :tenant_id AND conversation_id =
 SELECT id, conversation_id FROM messages
  WHERE tenant_id = :tenant_id AND channel = :channel AND provider_message_id = :provider_message_id;
 
--- name: open_thread_for_identity^
--- Ingestion's first statement: the contact behind a channel identity (created on first
--- sight) and that contact's live conversation on the channel and account (opened if there
--- is none), in one round trip. A concurrent first sight of the identity or first message of
--- the thread loses its insert to a unique index and returns no contact or no conversation;
--- the caller discards what it made and asks again, finding the winner's rows.
-WITH existing AS (
-  SELECT contact_id FROM contact_identities
-   WHERE tenant_id = :tenant_id AND channel = :channel AND external_id = :external_id
-), touched AS (
-  UPDATE contacts
-     SET last_seen_at = GREATEST(last_seen_at, :at),
-         name = CASE WHEN name = '' THEN COALESCE(:name, '') ELSE name END
-   WHERE tenant_id = :tenant_id AND id = (SELECT contact_id FROM existing)
-  RETURNING id
-), new_contact AS (
-  INSERT INTO contacts (tenant_id, name, phone, email, last_seen_at)
-  SELECT :tenant_id, COALESCE(:name, ''), :phone, :email, :at
-   WHERE NOT EXISTS (SELECT 1 FROM existing)
-  RETURNING id
-), new_identity AS (
-  INSERT INTO contact_identities (tenant_id, channel, external_id, contact_id)
-  SELECT :tenant_id, :channel, :external_id, id FROM new_contact
-  ON CONFLICT DO NOTHING
-  RETURNING contact_id
-), contact AS (
-  SELECT contact_id FROM existing UNION ALL SELECT contact_id FROM new_identity
-), live AS (
-  SELECT c.id, c.status, c.assigned_agent_id, c.division_id, c.tags, c.priority, c.handled_by FROM conversations c
-   WHERE c.tenant_id = :tenant_id AND c.contact_id = (SELECT contact_id FROM contact) AND c.channel = :channel
-     AND c.account_id IS NOT DISTINCT FROM :account_id::uuid AND c.status IN ('open', 'pending', 'resolved')
-   FOR UPDATE
-), opened AS (
-  INSERT INTO conversations (tenant_id, contact_id, channel, account_id, last_activity_at, created_at)
-  SELECT :tenant_id, contact_id, :channel, :account_id::uuid, :at, :at FROM contact
-   WHERE NOT EXISTS (SELECT 1 FROM live)
-  ON CONFLICT DO NOTHING
-  RETURNING id, status, assigned_agent_id, division_id, tags, priority, handled_by
-), thread AS (
-  SELECT * FROM live UNION ALL SELECT * FROM opened
-)
-SELECT (SELECT contact_id FROM contact) AS contact_id,
-       EXISTS (SELECT 1 FROM new_identity) AS contact_created,
-       (SELECT id FROM new_contact) AS attempted_contact_id,
-       thread.id AS conversation_id, thread.status, thread.assigned_agent_id, thread.division_id, thread.tags,
-       thread.priority, thread.handled_by,
-       EXISTS (SELECT 1 FROM opened) AS conversation_created
-  FROM (SELECT 1) one LEFT JOIN thread ON true;
-
--- name: store_inbound$
--- The message, the conversation's counters and the automation events in one statement:
--- ingestion's hot path. The conversation row is locked by the statement before, so the events'
--- snapshot, made by the caller, is what this statement leaves behind. Nothing is written and
--- NULL comes back when the provider's id is already stored (a redelivered webhook).
-WITH stored AS (
-  INSERT INTO messages (id, tenant_id, conversation_id, channel, direction, type, text, content,
-                        provider_message_id, status, sender_type, sent_at)
-  VALUES (:id, :tenant_id, :conversation_id, :channel, 'inbound', :type, :text, :content, :provider_message_id,
-          'received', 'contact', :at)
-  ON CONFLICT (tenant_id, channel, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
-  RETURNING id
-), counted AS (
-  UPDATE conversations
-     SET message_count = message_count + 1,
-         unread_count = unread_count + 1,
-         last_message_at = GREATEST(last_message_at, :at),
-         last_inbound_at = GREATEST(last_inbound_at, :at),
-         last_activity_at = GREATEST(last_activity_at, :at),
-         last_message_preview = CASE WHEN last_message_at IS NULL OR :at >= last_message_at
-                                     THEN :preview ELSE last_message_preview END,
-         status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END,
-         status_changed_at = CASE WHEN status = 'resolved' THEN clock_timestamp() ELSE status_changed_at END,
-         status_changed_by = CASE WHEN status = 'resolved' THEN NULL ELSE status_changed_by END,
-         updated_at = clock_timestamp()
-   WHERE tenant_id = :tenant_id AND id = :conversation_id AND EXISTS (SELECT 1 FROM stored)
-  RETURNING id
-), events AS (
-  INSERT INTO automation_events (id, tenant_id, event_type, conversation_id, contact_id, payload, payload_hash,
-                                 source)
-  SELECT e.id, :tenant_id, e.event_type, e.conversation_id, e.contact_id, e.payload, e.payload_hash, e.source
-    FROM unnest(:event_ids::uuid[], :event_types::text[], :event_conversation_ids::uuid[],
-                :event_contact_ids::uuid[], :event_payloads::jsonb[], :event_hashes::text[],
-                :event_sources::text[]) AS e(id, event_type, conversation_id, contact_id, payload, payload_hash,
-                                             source)
-   WHERE EXISTS (SELECT 1 FROM stored)
-)
-SELECT id FROM stored;
+-- name: ingest_inbound^
+-- Ingestion's hot path, one round trip: the function (migration 0004) does all of it.
+SELECT message_id, conversation_id, contact_id, duplicate, conversation_created, event_ids
+  FROM ingest_inbound(:tenant_id, :channel, :account_id, :external_id, :contact_name, :contact_phone,
+                      :contact_email, :type, :text, :content, :provider_message_id, :at, :preview, :source);
 
 -- name: insert_outbound$
 INSERT INTO messages (tenant_id, conversation_id, channel, direction, type, text, content, status, sender_type,
