@@ -1,6 +1,11 @@
 """Inbound messages per second through the ingestion service, and a check of what it stored.
 
-python -m benchmarks.ingestion [--messages 10000] [--contacts 2000] [--concurrency 16] [--warmup 2000]
+python -m benchmarks.ingestion [--messages 10000] [--contacts 2000] [--concurrency 16] [--batch 10]
+                               [--warmup 2000]
+
+The same messages go in twice, for two tenants: delivered one at a time, then in deliveries
+of up to --batch messages (what a channel worker hands over when its queue holds several);
+each run is checked against what it must have stored.
 
 The server is fresh, so another tenant's messages go first (timed apart) and the tables are
 analysed, as autovacuum would have done on a running system within its first minute: plans
@@ -25,7 +30,7 @@ from omnistream.auth.schemas import RegisterRequest
 from omnistream.config import load_settings
 from omnistream.db import Database
 from omnistream.messages.schemas import InboundMessage
-from omnistream.messages.service import ingest_inbound
+from omnistream.messages.service import ingest_inbound, ingest_inbound_many
 from omnistream.security.passwords import use_cheap_hashing_for_tests
 
 
@@ -66,15 +71,15 @@ def _messages(tenant_id: UUID, count: int, contacts: int) -> list[InboundMessage
     ]
 
 
-async def _ingest_all(db: Database, batch: list[InboundMessage], concurrency: int) -> float:
-    """Seconds to ingest the batch, `concurrency` deliveries at a time."""
-    queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
-    for message in batch:
-        queue.put_nowait(message)
+async def _ingest_all(db: Database, batch: list[InboundMessage], concurrency: int, size: int = 1) -> float:
+    """Seconds to ingest the batch in deliveries of `size` messages, `concurrency` at a time."""
+    queue: asyncio.Queue[list[InboundMessage]] = asyncio.Queue()
+    for start in range(0, len(batch), size):
+        queue.put_nowait(batch[start : start + size])
 
     async def worker() -> None:
         while not queue.empty():
-            await ingest_inbound(db, queue.get_nowait())
+            await ingest_inbound_many(db, queue.get_nowait())
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -89,32 +94,9 @@ async def _analyze(admin_url: str) -> None:
         await conn.close()
 
 
-async def run(bench: BenchServers, count: int, contacts: int, concurrency: int, warmup: int) -> dict[str, float]:
-    use_cheap_hashing_for_tests()
-    if warmup:
-        db = await Database.connect(bench.app_url, min_size=concurrency, max_size=concurrency)
-        try:
-            warmup_elapsed = await _ingest_all(
-                db, _messages(await _tenant(db), warmup, max(1, warmup // 5)), concurrency
-            )
-        finally:
-            await db.close()
-        await _analyze(bench.admin_url)
-    # New connections: none keeps a plan made before the statistics existed.
-    db = await Database.connect(bench.app_url, min_size=concurrency, max_size=concurrency)
-    try:
-        tenant_id = await _tenant(db)
-        batch = _messages(tenant_id, count, contacts)
-        elapsed = await _ingest_all(db, batch, concurrency)
-        # Redelivery of a tenth of them must store nothing new.
-        duplicates = batch[: count // 10]
-        dup_started = time.perf_counter()
-        results = await asyncio.gather(*(ingest_inbound(db, m) for m in duplicates))
-        dup_elapsed = time.perf_counter() - dup_started
-        assert all(r.duplicate for r in results)
-    finally:
-        await db.close()
-    conn = await asyncpg.connect(bench.admin_url)
+async def _stored_as_expected(admin_url: str, tenant_id: UUID, count: int, contacts: int) -> dict[str, tuple]:
+    """What differs from what ingesting `count` messages of `contacts` contacts must store."""
+    conn = await asyncpg.connect(admin_url)
     try:
         stored = await conn.fetchrow(
             """SELECT (SELECT count(*) FROM messages WHERE tenant_id = $1) AS messages,
@@ -137,16 +119,47 @@ async def run(bench: BenchServers, count: int, contacts: int, concurrency: int, 
         "created_events": contacts,
         "counted": count,
     }
-    problems = {k: (stored[k], v) for k, v in expected.items() if stored[k] != v}
-    print(f"ingestion: {count} messages from {contacts} contacts, concurrency {concurrency}")
+    return {k: (stored[k], v) for k, v in expected.items() if stored[k] != v}
+
+
+async def run(
+    bench: BenchServers, count: int, contacts: int, concurrency: int, size: int, warmup: int
+) -> dict[str, float]:
+    use_cheap_hashing_for_tests()
+    print(f"ingestion: {count} messages from {contacts} contacts, {concurrency} deliveries at a time")
     if warmup:
-        print(f"  warm-up, another tenant, fresh tables: {warmup / warmup_elapsed:,.0f} messages/s ({warmup} messages)")
-    print(f"  stored exactly as expected: {not problems}" + (f"  MISMATCH {problems}" if problems else ""))
-    print(f"  {count / elapsed:,.0f} messages/s ({elapsed * 1000 / count:.2f} ms each, {elapsed:.1f} s in all)")
-    print(f"  redelivered duplicates: {len(duplicates) / dup_elapsed:,.0f} messages/s, none stored again")
+        db = await Database.connect(bench.app_url, min_size=concurrency, max_size=concurrency)
+        try:
+            elapsed = await _ingest_all(db, _messages(await _tenant(db), warmup, max(1, warmup // 5)), concurrency)
+        finally:
+            await db.close()
+        await _analyze(bench.admin_url)
+        print(f"  warm-up, another tenant, fresh tables: {warmup / elapsed:,.0f} messages/s ({warmup} messages)")
+    # New connections: none keeps a plan made before the statistics existed.
+    db = await Database.connect(bench.app_url, min_size=concurrency, max_size=concurrency)
+    figures, problems = {}, {}
+    try:
+        for label, delivery in (("one message per delivery", 1), (f"up to {size} messages per delivery", size)):
+            tenant_id = await _tenant(db)
+            batch = _messages(tenant_id, count, contacts)
+            elapsed = await _ingest_all(db, batch, concurrency, delivery)
+            # Redelivery of a tenth of them must store nothing new.
+            duplicates = batch[: count // 10]
+            dup_started = time.perf_counter()
+            results = await asyncio.gather(*(ingest_inbound(db, m) for m in duplicates))
+            dup_elapsed = time.perf_counter() - dup_started
+            assert all(r.duplicate for r in results)
+            if wrong := await _stored_as_expected(bench.admin_url, tenant_id, count, contacts):
+                problems[label] = wrong
+            figures[label] = count / elapsed
+            print(f"  {label}: {count / elapsed:,.0f} messages/s ({elapsed:.1f} s in all)")
+            print(f"    stored exactly as expected: {not wrong}" + (f"  MISMATCH {wrong}" if wrong else ""))
+            print(f"    redelivered duplicates: {len(duplicates) / dup_elapsed:,.0f} messages/s, none stored again")
+    finally:
+        await db.close()
     if problems:
         raise SystemExit(1)
-    return {"messages_per_second": count / elapsed}
+    return figures
 
 
 def main() -> None:
@@ -154,10 +167,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--contacts", type=int, default=2_000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2_000)
     args = parser.parse_args()
     with servers() as bench:
-        uvloop.run(run(bench, args.messages, args.contacts, args.concurrency, args.warmup))
+        uvloop.run(run(bench, args.messages, args.contacts, args.concurrency, args.batch, args.warmup))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
@@ -17,6 +19,8 @@ from omnistream.automation.service import Outbox
 from omnistream.config import Settings
 from omnistream.conversations.service import snapshot
 from omnistream.db import Database
+from omnistream.messages.schemas import InboundMessage, IngestResult
+from omnistream.messages.service import ingest_inbound, ingest_inbound_many
 from tests.conftest import Tenant, fingerprint, ingest, register
 
 
@@ -527,3 +531,108 @@ async def test_ingestion_matches_a_simple_model(client: AsyncTestClient, db: Dat
         assert conv["message_count"] == expected["messages"]
         assert conv["unread_count"] == expected["unread"]
         assert conv["last_message_preview"] == expected["preview"]
+
+
+# ------------------------------------------------------------------ deliveries of many messages
+
+
+def inbound(tenant: Tenant, external_id: str, provider_id: str, text: str, channel: str = "whatsapp") -> InboundMessage:
+    return InboundMessage(
+        tenant_id=UUID(tenant.id),
+        channel=channel,
+        external_id=external_id,
+        provider_message_id=provider_id,
+        text=text,
+        contact_name="Customer",
+    )
+
+
+async def stored_by_identity(db: Database, tenant: Tenant) -> dict[tuple[str, str], Any]:
+    """What each identity's thread holds: messages in order, counters, status and events."""
+    rows = await fetch(
+        db,
+        tenant,
+        """SELECT i.channel, i.external_id, c.status, c.message_count, c.unread_count, c.last_message_preview,
+                  (SELECT array_agg(m.text ORDER BY m.created_at) FROM messages m WHERE m.conversation_id = c.id)
+                      AS texts,
+                  (SELECT array_agg(e.event_type ORDER BY e.created_at) FROM automation_events e
+                    WHERE e.conversation_id = c.id) AS events
+             FROM contact_identities i JOIN conversations c ON c.contact_id = i.contact_id""",
+    )
+    return {(r["channel"], r["external_id"]): dict(r) for r in rows}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ops=st.lists(st.tuples(st.integers(0, len(IDENTITIES) - 1), st.one_of(st.none(), st.integers(0, 3))), max_size=14),
+    size=st.integers(1, 14),
+)
+async def test_a_delivery_of_many_stores_what_delivering_them_one_by_one_stores(
+    client: AsyncTestClient, db: Database, ops: list[tuple[int, int | None]], size: int
+) -> None:
+    one_by_one, together = await register(client), await register(client)
+    ids: dict[int, list[str]] = {who: [] for who in range(len(IDENTITIES))}
+    messages = []  # (identity, provider id, text); a provider id comes again only from its own sender
+    for n, (who, again) in enumerate(ops):
+        if again is None or again >= len(ids[who]):
+            ids[who].append(f"mid.{who}.{n}")
+            again = len(ids[who]) - 1
+        messages.append((who, ids[who][again], f"text {n}"))
+
+    def for_tenant(tenant: Tenant, who: int, provider_id: str, text: str) -> InboundMessage:
+        channel, external_id = IDENTITIES[who]
+        return inbound(tenant, external_id, provider_id, text, channel)
+
+    alone = [await ingest_inbound(db, for_tenant(one_by_one, *m)) for m in messages]
+    batched: list[IngestResult] = []
+    for start in range(0, len(messages), size):
+        batched += await ingest_inbound_many(db, [for_tenant(together, *m) for m in messages[start : start + size]])
+
+    assert [(r.duplicate, r.conversation_created, len(r.event_ids)) for r in batched] == [
+        (r.duplicate, r.conversation_created, len(r.event_ids)) for r in alone
+    ]
+    # A redelivery in a batch points at the message its first delivery stored.
+    first_stored = {}
+    for (who, provider_id, _), result in zip(messages, batched, strict=True):
+        first_stored.setdefault((who, provider_id), result.message_id)
+        assert result.message_id == first_stored[(who, provider_id)]
+    assert await stored_by_identity(db, together) == await stored_by_identity(db, one_by_one)
+
+
+async def test_overlapping_deliveries_at_once_store_each_message_once(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    """Eight deliveries at once, each of ten messages picked from the same thirty-six in its own
+    order: they contend for the same threads and race for the same provider ids."""
+    rng = random.Random(3)
+    pool = [(f"62899{who:03d}", f"wamid.{who}.{k}") for who in range(12) for k in range(3)]
+    deliveries = [rng.sample(pool, 10) for _ in range(8)]
+    results = await asyncio.gather(
+        *(ingest_inbound_many(db, [inbound(tenant, who, pid, pid) for who, pid in d]) for d in deliveries)
+    )
+    wanted = {pid: who for d in deliveries for who, pid in d}
+    by_pid: dict[str, set[tuple[UUID, bool]]] = {}
+    for delivery, delivered in zip(deliveries, results, strict=True):
+        for (_, pid), result in zip(delivery, delivered, strict=True):
+            by_pid.setdefault(pid, set()).add((result.message_id, result.duplicate))
+    for pid, outcomes in by_pid.items():
+        assert len({message_id for message_id, _ in outcomes}) == 1, pid
+        assert (next(iter(outcomes))[0], False) in outcomes, pid  # stored once, by one delivery
+    identities = set(wanted.values())
+    assert await counts(db, tenant) == {
+        "contacts": len(identities),
+        "identities": len(identities),
+        "conversations": len(identities),
+        "messages": len(wanted),
+        "events": len(identities) + len(wanted),
+    }
+    texts = await fetch(db, tenant, "SELECT text FROM messages")
+    assert sorted(r["text"] for r in texts) == sorted(wanted)
+
+
+async def test_a_delivery_is_of_one_tenant(tenant: Tenant, other_tenant: Tenant, db: Database) -> None:
+    assert await ingest_inbound_many(db, []) == []
+    with pytest.raises(ValueError, match="one tenant"):
+        await ingest_inbound_many(db, [inbound(tenant, "6281", "m.1", "a"), inbound(other_tenant, "6281", "m.2", "b")])
+    assert (await counts(db, tenant))["messages"] == 0
+    assert (await counts(db, other_tenant))["messages"] == 0

@@ -34,8 +34,9 @@ async def find_by_provider_id(
     )
 
 
-async def ingest_inbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> asyncpg.Record:
-    return await queries.ingest_inbound(conn, tenant_id=tenant_id, **values)
+async def ingest_inbound(conn: asyncpg.Connection, tenant_id: UUID, **columns: list[Any]) -> list[asyncpg.Record]:
+    """One row per message (`item`, from 1, is its place in the columns)."""
+    return await queries.ingest_inbound(conn, tenant_id=tenant_id, **columns)
 
 
 async def insert_outbound(conn: asyncpg.Connection, tenant_id: UUID, **values: Any) -> UUID:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -43,47 +44,72 @@ def preview_of(message_type: str, text: str | None) -> str:
 
 # Raised by the ingestion function when a concurrent delivery stored the same message first.
 ALREADY_STORED = "OS001"
+DEADLOCK_DETECTED = "40P01"
 
 
 async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
-    """Store a customer's message and everything it implies, in one transaction and one round trip.
+    """Store a customer's message and everything it implies: a delivery of one message."""
+    (result,) = await ingest_inbound_many(db, [inbound])
+    return result
 
-    Finds or creates the contact by its channel identity, finds, reopens or opens the
-    conversation, stores the message once per provider id (a redelivered webhook is a no-op
-    that returns the stored message), updates the conversation's counters, and writes the
-    automation events of all of it. The work is the SQL function `ingest_inbound`: ingestion
-    is the busiest write path, and one statement instead of a transaction of four round trips
-    is most of its cost.
+
+async def ingest_inbound_many(db: Database, inbounds: Sequence[InboundMessage]) -> list[IngestResult]:
+    """Store a delivery of customer messages of one tenant (what one webhook carries, or what a
+    worker's queue holds) in one transaction and one round trip; a result per message, in order.
+
+    For each message: finds or creates the contact by its channel identity, finds, reopens or
+    opens the conversation, stores the message once per provider id (a redelivered webhook is a
+    no-op that returns the stored message), updates the conversation's counters, and writes
+    the automation events of all of it. The work is the SQL function `ingest_inbound`:
+    ingestion is the busiest write path, and round trips, transactions and commits are most of
+    its cost, so a busy channel worker should hand over what it has queued, not one at a time.
     """
+    if not inbounds:
+        return []
+    tenant_id = inbounds[0].tenant_id
+    if any(inbound.tenant_id != tenant_id for inbound in inbounds):
+        raise ValueError("one delivery holds the messages of one tenant")
+    now = datetime.now(UTC)
     try:
         async with db.self_scoped() as conn:
-            row = await repository.ingest_inbound(
+            rows = await repository.ingest_inbound(
                 conn,
-                inbound.tenant_id,
-                channel=inbound.channel,
-                account_id=inbound.account_id,
-                external_id=inbound.external_id,
-                contact_name=inbound.contact_name,
-                contact_phone=inbound.contact_phone,
-                contact_email=inbound.contact_email,
-                type=inbound.type,
-                text=inbound.text,
-                content=inbound.content,
-                provider_message_id=inbound.provider_message_id,
-                at=inbound.sent_at or datetime.now(UTC),
-                preview=preview_of(inbound.type, inbound.text),
-                source=inbound.source,
+                tenant_id,
+                channel=[m.channel for m in inbounds],
+                account_id=[m.account_id for m in inbounds],
+                external_id=[m.external_id for m in inbounds],
+                contact_name=[m.contact_name for m in inbounds],
+                contact_phone=[m.contact_phone for m in inbounds],
+                contact_email=[m.contact_email for m in inbounds],
+                type=[m.type for m in inbounds],
+                text=[m.text for m in inbounds],
+                content=[m.content for m in inbounds],
+                provider_message_id=[m.provider_message_id for m in inbounds],
+                at=[m.sent_at or now for m in inbounds],
+                preview=[preview_of(m.type, m.text) for m in inbounds],
+                source=[m.source for m in inbounds],
             )
     except asyncpg.PostgresError as error:
+        # The transaction rolled back whatever the delivery made on the way.
+        if len(inbounds) > 1 and error.sqlstate in (ALREADY_STORED, DEADLOCK_DETECTED):
+            # A concurrent delivery won a race for one of these messages: each alone, then.
+            return [await ingest_inbound(db, inbound) for inbound in inbounds]
         if error.sqlstate != ALREADY_STORED:
             raise
-        # The transaction rolled back whatever this delivery made on the way; the winner's is kept.
-        async with db.read(inbound.tenant_id) as conn:
-            row = await repository.find_by_provider_id(
-                conn, inbound.tenant_id, inbound.channel, inbound.provider_message_id or ""
-            )
-        assert row is not None
-        return IngestResult(message_id=row["id"], conversation_id=row["conversation_id"], duplicate=True)
+        return [await _stored_by_another_delivery(db, inbounds[0])]
+    return [_result(row) for row in sorted(rows, key=lambda row: row["item"])]
+
+
+async def _stored_by_another_delivery(db: Database, inbound: InboundMessage) -> IngestResult:
+    async with db.read(inbound.tenant_id) as conn:
+        row = await repository.find_by_provider_id(
+            conn, inbound.tenant_id, inbound.channel, inbound.provider_message_id or ""
+        )
+    assert row is not None
+    return IngestResult(message_id=row["id"], conversation_id=row["conversation_id"], duplicate=True)
+
+
+def _result(row: asyncpg.Record) -> IngestResult:
     if row["duplicate"]:
         return IngestResult(message_id=row["message_id"], conversation_id=row["conversation_id"], duplicate=True)
     return IngestResult(

@@ -1,4 +1,4 @@
--- Ingestion in one round trip, and event fingerprints computed where events are written.
+-- Ingestion in one round trip per delivery, and event fingerprints computed where events are written.
 
 -- The fingerprint of an event is the SHA-256 of its payload's jsonb text: PostgreSQL's own
 -- normal form (keys once each, ordered shortest first then bytewise, ", " and ": " between
@@ -24,19 +24,18 @@ ALTER TABLE messages DROP CONSTRAINT messages_tenant_id_fkey;
 -- status index instead (status, then idle time), one index fewer to write on every message.
 DROP INDEX conversations_expiry_idx;
 
--- One customer message, everything it implies, in the caller's single statement (and so in one
--- transaction): the contact behind the channel identity (created on first sight), its live
--- conversation on the channel and account (reopened if resolved, opened if there is none), the
--- message stored once per provider id, the conversation's counters, and the automation events.
+-- One customer message and everything it implies: the contact behind the channel identity
+-- (created on first sight), its live conversation on the channel and account (reopened if
+-- resolved, opened if there is none), the message stored once per provider id, the
+-- conversation's counters, and the automation events. Called by `ingest_inbound` below, in its
+-- transaction, with the tenant set.
 --
 -- A webhook delivered again finds its message and writes nothing (duplicate = true). When a
 -- concurrent delivery of the same message stores it first, this one raises SQLSTATE OS001, so
 -- the caller's transaction rolls back whatever it made on the way and the caller looks the
 -- message up. A concurrent first sight of the identity, or first message of the thread, loses
 -- its insert to a unique index (after waiting for the winner to commit) and asks again.
---
--- SECURITY INVOKER: the caller's role, under row-level security for p_tenant_id.
-CREATE FUNCTION ingest_inbound(
+CREATE FUNCTION ingest_inbound_message(
   p_tenant_id uuid, p_channel text, p_account_id uuid, p_external_id text,
   p_contact_name text, p_contact_phone text, p_contact_email text,
   p_type text, p_text text, p_content jsonb, p_provider_message_id text, p_at timestamptz, p_preview text,
@@ -56,7 +55,6 @@ DECLARE
   snapshot jsonb;
   the_message uuid;
 BEGIN
-  PERFORM set_config('app.tenant_id', p_tenant_id::text, true);
   duplicate := false;
 
   IF p_provider_message_id IS NOT NULL THEN
@@ -174,4 +172,37 @@ BEGIN
   conversation_id := the_thread;
   contact_id := the_contact;
   conversation_created := opened;
+END $$;
+
+-- A delivery of customer messages for one tenant (one message, or the several a webhook or a
+-- worker's queue holds) in one statement, so in one transaction and one round trip. Returns a
+-- row per message, `item` being its place in the arrays (from 1).
+--
+-- The messages go identity by identity in a fixed order (one identity's own in their given
+-- order), so two deliveries lock threads in the same order and cannot deadlock on them.
+-- SECURITY INVOKER: the caller's role, under row-level security for p_tenant_id, which it sets
+-- for its own transaction first.
+CREATE FUNCTION ingest_inbound(
+  p_tenant_id uuid, p_channel text[], p_account_id uuid[], p_external_id text[],
+  p_contact_name text[], p_contact_phone text[], p_contact_email text[],
+  p_type text[], p_text text[], p_content jsonb[], p_provider_message_id text[], p_at timestamptz[],
+  p_preview text[], p_source text[])
+  RETURNS TABLE (item integer, message_id uuid, conversation_id uuid, contact_id uuid, duplicate boolean,
+                 conversation_created boolean, event_ids uuid[])
+  LANGUAGE plpgsql VOLATILE
+  AS $$
+DECLARE
+  i integer;
+BEGIN
+  PERFORM set_config('app.tenant_id', p_tenant_id::text, true);
+  FOR i IN
+    SELECT u.n FROM unnest(p_channel, p_external_id) WITH ORDINALITY AS u(channel, external_id, n)
+     ORDER BY u.channel, u.external_id, u.n
+  LOOP
+    RETURN QUERY
+      SELECT i, m.* FROM ingest_inbound_message(
+        p_tenant_id, p_channel[i], p_account_id[i], p_external_id[i], p_contact_name[i], p_contact_phone[i],
+        p_contact_email[i], p_type[i], p_text[i], p_content[i], p_provider_message_id[i], p_at[i], p_preview[i],
+        p_source[i]) AS m;
+  END LOOP;
 END $$;

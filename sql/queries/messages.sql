@@ -23,9 +23,9 @@ SELECT count(*) FROM messages WHERE tenant_id = :tenant_id AND conversation_id =
 SELECT id, conversation_id FROM messages
  WHERE tenant_id = :tenant_id AND channel = :channel AND provider_message_id = :provider_message_id;
 
--- name: ingest_inbound^
--- Ingestion's hot path, one round trip: the function (migration 0004) does all of it.
-SELECT message_id, conversation_id, contact_id, duplicate, conversation_created, event_ids
+-- name: ingest_inbound
+-- Ingestion's hot path, one round trip per delivery: the function (migration 0004) does all of it.
+SELECT item, message_id, conversation_id, contact_id, duplicate, conversation_created, event_ids
   FROM ingest_inbound(:tenant_id, :channel, :account_id, :external_id, :contact_name, :contact_phone,
                       :contact_email, :type, :text, :content, :provider_message_id, :at, :preview, :source);
 
