@@ -20,10 +20,6 @@ ALTER TABLE automation_events
 ALTER TABLE automation_events DROP CONSTRAINT automation_events_tenant_id_fkey;
 ALTER TABLE messages DROP CONSTRAINT messages_tenant_id_fkey;
 
--- Ingestion's fast path reads the live thread through this index; the expiry sweep reads the
--- status index instead (status, then idle time), one index fewer to write on every message.
-DROP INDEX conversations_expiry_idx;
-
 -- One customer message and everything it implies: the contact behind the channel identity
 -- (created on first sight), its live conversation on the channel and account (reopened if
 -- resolved, opened if there is none), the message stored once per provider id, the
