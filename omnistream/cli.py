@@ -338,6 +338,10 @@ def cmd_inbound(args: argparse.Namespace) -> int:
     from omnistream.messages.service import ingest_inbound
     from omnistream.tenants.service import id_by_slug
 
+    if not args.text.strip():
+        _say("--text must say something: a customer's text message is never blank")
+        return 2
+
     async def deliver(settings: Settings, db: Any) -> object | None:
         async with db.anonymous() as conn:
             tenant_id = await id_by_slug(conn, args.tenant)

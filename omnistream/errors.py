@@ -100,6 +100,10 @@ _NO_NUL_MESSAGE = f"matching regex {NO_NUL!r}"
 _NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]+)`")
 
 
+# Litestar's words for a required query, header or cookie parameter left out; it lists no field.
+_MISSING_PARAMETER = re.compile(r"^Missing required (\w+) parameter '([^']+)'")
+
+
 def _error_field(item: dict[str, Any]) -> str:
     key = item.get("key") or "body"
     named = _NAMED_FIELD.match(str(item.get("message") or ""))
@@ -118,6 +122,8 @@ def from_validation_error(exc: ValidationException) -> ProblemDetailsException:
             if field == "data" and item.get("source") == "body" and message == "'data'":
                 message = "a JSON request body is required"  # Litestar's own words are just "'data'"
             errors.append({"field": field, "source": item.get("source"), "message": message})
+    if not errors and (missing := _MISSING_PARAMETER.match(exc.detail or "")):
+        errors.append({"field": missing.group(2), "source": missing.group(1), "message": "is required"})
     if errors:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     else:

@@ -61,6 +61,8 @@ def test_bad_command_line_input_is_refused(
     assert "no active organisation" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["inbound", "--tenant", "x", "--from", "+628", "--text", "hi", "--channel", "fax"])
+    assert main(["inbound", "--tenant", "x", "--from", "+628", "--text", "  "]) == 2
+    assert "--text must say something" in capsys.readouterr().out
     assert main(["create-tenant", "--name", "Bad", "--email", "not-an-email"]) == 2
     assert "invalid input" in capsys.readouterr().out
     assert stored(database, "SELECT count(*) AS n FROM tenants")[0]["n"] == 0

@@ -473,6 +473,7 @@ async def test_search_needs_something_to_search_for(
 ) -> None:
     error = problem(await client.get("/api/messages/search", params=params, headers=tenant.headers), 400)
     assert "q" in error["detail"]
+    assert [e["field"] for e in error["errors"]] == ["q"]
 
 
 async def test_search_of_only_punctuation_finds_nothing_rather_than_failing(
