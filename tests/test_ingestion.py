@@ -636,3 +636,45 @@ async def test_a_delivery_is_of_one_tenant(tenant: Tenant, other_tenant: Tenant,
         await ingest_inbound_many(db, [inbound(tenant, "6281", "m.1", "a"), inbound(other_tenant, "6281", "m.2", "b")])
     assert (await counts(db, tenant))["messages"] == 0
     assert (await counts(db, other_tenant))["messages"] == 0
+
+
+async def test_a_nul_character_from_a_provider_is_dropped_not_refused(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    """Neither text nor jsonb can hold NUL; refusing would refuse every redelivery too."""
+    result = await ingest(
+        db,
+        tenant,
+        "hel\x00lo",
+        external_id="628\x003456",
+        contact_name="Bu\x00di",
+        provider_message_id="wamid.\x00nul",
+        type="location",
+        content={"name": "Toko\x00", "nested": [{"k\x00": "v\x00"}], "note": "a literal \\u0000 stays"},
+    )
+    (message,) = await fetch(db, tenant, "SELECT text, content, provider_message_id FROM messages")
+    assert (message["text"], message["provider_message_id"]) == ("hello", "wamid.nul")
+    assert message["content"] == {"name": "Toko", "nested": [{"k": "v"}], "note": "a literal \\u0000 stays"}
+    (identity,) = await fetch(db, tenant, "SELECT external_id FROM contact_identities")
+    assert identity["external_id"] == "6283456"
+    again = await ingest(db, tenant, "hel\x00lo", external_id="628\x003456", provider_message_id="wamid.\x00nul")
+    assert again.duplicate
+    assert again.message_id == result.message_id
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"channel": "fax"}, "unknown channel 'fax'"),
+        ({"type": "hologram"}, "unknown message type 'hologram'"),
+        ({"external_id": " \x00 "}, "external_id"),
+    ],
+)
+async def test_what_no_channel_may_send_is_refused_and_stores_nothing(
+    tenant: Tenant, db: Database, change: dict[str, str], complaint: str
+) -> None:
+    good = inbound(tenant, "6281", "m.good", "fine")
+    bad = msgspec.structs.replace(inbound(tenant, "6282", "m.bad", "bad"), **change)
+    with pytest.raises(ValueError, match=complaint):
+        await ingest_inbound_many(db, [good, bad])
+    assert await counts(db, tenant) == {"contacts": 0, "identities": 0, "conversations": 0, "messages": 0, "events": 0}

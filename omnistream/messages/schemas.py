@@ -102,11 +102,11 @@ class InboundMessage(msgspec.Struct, kw_only=True, frozen=True):
     """A customer's message as a channel delivered it, for the ingestion service."""
 
     tenant_id: UUID
-    channel: str
+    channel: Channel
     external_id: str
     account_id: UUID | None = None
     provider_message_id: str | None = None
-    type: str = "text"
+    type: MessageType = "text"
     text: str | None = None
     content: dict[str, Any] = {}
     contact_name: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 import asyncpg
@@ -13,6 +13,7 @@ import structlog
 from arq import ArqRedis
 
 from omnistream.activity import service as activity
+from omnistream.contacts.schemas import Channel
 from omnistream.conversations import service as conversations
 from omnistream.db import Database
 from omnistream.errors import BadRequest, Conflict, Unprocessable
@@ -26,6 +27,7 @@ from omnistream.messages.schemas import (
     IngestResult,
     MessageSearchResult,
     MessageSend,
+    MessageType,
 )
 from omnistream.security.principal import Actor
 
@@ -69,6 +71,7 @@ async def ingest_inbound_many(db: Database, inbounds: Sequence[InboundMessage]) 
     tenant_id = inbounds[0].tenant_id
     if any(inbound.tenant_id != tenant_id for inbound in inbounds):
         raise ValueError("one delivery holds the messages of one tenant")
+    inbounds = [_storable(inbound) for inbound in inbounds]
     now = datetime.now(UTC)
     try:
         async with db.self_scoped() as conn:
@@ -98,6 +101,44 @@ async def ingest_inbound_many(db: Database, inbounds: Sequence[InboundMessage]) 
             raise
         return [await _stored_by_another_delivery(db, inbounds[0])]
     return [_result(row) for row in sorted(rows, key=lambda row: row["item"])]
+
+
+_CHANNELS = frozenset(get_args(Channel))
+_MESSAGE_TYPES = frozenset(get_args(MessageType))
+_TEXT_FIELDS = ("external_id", "provider_message_id", "text", "contact_name", "contact_phone", "contact_email")
+
+
+def _storable(inbound: InboundMessage) -> InboundMessage:
+    """The message as PostgreSQL can store it, or a ValueError naming what no channel may send.
+
+    A provider's text can hold a NUL character, which neither text nor jsonb can: it is dropped
+    here, so the delivery is stored rather than refused again on every redelivery.
+    """
+    if inbound.channel not in _CHANNELS:
+        raise ValueError(f"unknown channel {inbound.channel!r}")
+    if inbound.type not in _MESSAGE_TYPES:
+        raise ValueError(f"unknown message type {inbound.type!r}")
+    changes: dict[str, Any] = {
+        name: value.replace("\x00", "")
+        for name in _TEXT_FIELDS
+        if isinstance(value := getattr(inbound, name), str) and "\x00" in value
+    }
+    if b"\\u0000" in msgspec.json.encode(inbound.content):
+        changes["content"] = _without_nul(inbound.content)
+    storable = msgspec.structs.replace(inbound, **changes) if changes else inbound
+    if not storable.external_id.strip():
+        raise ValueError("a message needs its sender's external_id")
+    return storable
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 async def _stored_by_another_delivery(db: Database, inbound: InboundMessage) -> IngestResult:
