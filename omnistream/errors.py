@@ -154,6 +154,9 @@ def from_http_error(exc: HTTPException) -> ProblemDetailsException:
         # Litestar's rate limit says only "Too Many Requests" and gives its wait as RateLimit-Reset.
         detail = f"too many requests from this address; try again in {reset} seconds"
         headers = {**headers, "Retry-After": reset}  # type: ignore[dict-item]
+    if exc.status_code == 404 and detail == "Not Found":
+        # The router's own words: no route matched, often an id in the path that is not a UUID.
+        detail = "nothing is at this path; the ids in a path are UUIDs"
     return _problem(exc.status_code, _TITLES.get(exc.status_code, "HTTP error"), detail, headers, **extra)
 
 

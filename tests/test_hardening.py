@@ -178,3 +178,11 @@ async def test_bodies_are_read_as_declared_without_coercion(
     assert (await client.get("/api/chat-expiration-rules", headers=tenant.headers)).json()["rules"] == []
     current = await client.get(f"/api/conversations/{conversation.conversation_id}", headers=tenant.headers)
     assert current.json()["status"] == "open"
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/conversations/not-a-uuid", "/api/contacts/123/conversations", "/api/no-such-thing"]
+)
+async def test_a_path_that_matches_nothing_says_so(client: AsyncTestClient, tenant: Tenant, path: str) -> None:
+    error = problem(await client.get(path, headers=tenant.headers), 404)
+    assert error["detail"] == "nothing is at this path; the ids in a path are UUIDs"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import structlog.testing
 from litestar.testing import AsyncTestClient
 
 from omnistream.config import Settings
@@ -45,3 +46,13 @@ async def test_redis_down_during_login_is_503_not_500(
     body = problem(response, 503)
     assert response.headers["retry-after"] == "5"
     assert "unavailable" in body["detail"]
+
+
+async def test_a_refused_request_is_logged_with_its_reason(client: AsyncTestClient) -> None:
+    with structlog.testing.capture_logs() as logs:
+        assert (await client.get("/api/conversations", headers={"x-api-key": "osk_nope"})).status_code == 401
+        assert (await client.get("/api/conversations?page=2")).status_code == 401
+    refused = [line for line in logs if line["event"] == "authentication refused"]
+    assert [(r["method"], r["path"], r["client"]) for r in refused] == [("GET", "/api/conversations", None)] * 2
+    assert refused[0]["reason"] == "invalid, expired or revoked API key"
+    assert refused[1]["reason"]

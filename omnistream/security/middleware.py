@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+import structlog
 from asgi_correlation_id import correlation_id
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -58,6 +59,21 @@ class AuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
     """Litestar's JWT cookie/header authentication, with API keys tried first."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        try:
+            return await self._authenticate(connection)
+        except NotAuthorizedException as refused:
+            # The access log sits inside authentication and never sees a refused request. A fresh
+            # logger each time (refusals are rare) follows the logging configuration of the moment.
+            structlog.get_logger(__name__).info(
+                "authentication refused",
+                method=connection.scope["method"],
+                path=connection.url.path,
+                client=client_ip(connection),
+                reason=refused.detail,
+            )
+            raise
+
+    async def _authenticate(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         api_key = connection.headers.get(API_KEY_HEADER)
         if api_key:
             actor = await sessions.actor_for_api_key(
