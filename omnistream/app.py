@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import importlib
 import pkgutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from typing import Any
 from uuid import uuid4
 
 import msgspec
@@ -17,7 +19,10 @@ from asgi_correlation_id.middleware import is_valid_uuid4
 from litestar import Controller, Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Headers, MutableScopeHeaders
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
@@ -77,6 +82,21 @@ async def _request_id_on_every_response(message: Message, scope: Scope) -> None:
         incoming = Headers.from_scope(scope).get(REQUEST_ID_HEADER)
         valid = incoming if incoming and is_valid_uuid4(incoming) else None
         headers[REQUEST_ID_HEADER] = correlation_id.get() or valid or uuid4().hex
+
+
+def metrics_controller(settings: Settings) -> type[PrometheusController]:
+    """Prometheus metrics, behind `OMNISTREAM_METRICS_TOKEN` when one is set."""
+    expected = f"Bearer {settings.metrics_token}".encode()
+
+    def token_given(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        given = (connection.headers.get("authorization") or "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise NotAuthorizedException("metrics need the bearer token set in OMNISTREAM_METRICS_TOKEN")
+
+    class Metrics(PrometheusController):
+        guards = [token_given] if settings.metrics_token else []
+
+    return Metrics
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -148,7 +168,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 middleware=[public_rate_limit.middleware],
                 opt={NOT_RATE_LIMITED: True},
             ),
-            PrometheusController,
+            metrics_controller(settings),
         ],
         lifespan=[lifespan],
         on_app_init=[

@@ -40,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_json: bool = False
     log_level: str = "INFO"
     public_url: str = ""
+    metrics_token: str = ""
+    """When set, /metrics answers only `Authorization: Bearer <token>`."""
 
     @property
     def is_production(self) -> bool:
@@ -94,6 +96,7 @@ ENVIRONMENT = {
     "log_json": "OMNISTREAM_LOG_JSON",
     "log_level": "OMNISTREAM_LOG_LEVEL",
     "public_url": "OMNISTREAM_PUBLIC_URL",
+    "metrics_token": "OMNISTREAM_METRICS_TOKEN",
 }
 
 

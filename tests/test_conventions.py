@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import msgspec
 import pytest
 from litestar import Litestar, get
 from litestar.di import NamedDependency, Provide
@@ -357,6 +358,19 @@ async def test_metrics_and_schema_need_no_credentials(client: AsyncTestClient) -
     for path in ("/metrics", "/schema/openapi.json", "/schema"):
         response = await client.get(path)
         assert response.status_code == 200, f"{path}: {response.status_code}"
+
+
+async def test_a_metrics_token_keeps_metrics_to_whoever_holds_it(settings: Settings) -> None:
+    guarded = msgspec.structs.replace(settings, metrics_token="scrape-secret")
+    async with AsyncTestClient(app=create_app(guarded)) as client:
+        for refused in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-secret"}):
+            response = await client.get("/metrics", headers=refused)
+            assert response.status_code == 401, refused
+            assert "OMNISTREAM_METRICS_TOKEN" in response.json()["detail"]
+        allowed = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert allowed.status_code == 200
+        assert "# TYPE " in allowed.text
+        assert (await client.get("/schema/openapi.json")).status_code == 200
 
 
 # ------------------------------------------------------------------ dependency resolution
