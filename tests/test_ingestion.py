@@ -678,3 +678,48 @@ async def test_what_no_channel_may_send_is_refused_and_stores_nothing(
     with pytest.raises(ValueError, match=complaint):
         await ingest_inbound_many(db, [good, bad])
     assert await counts(db, tenant) == {"contacts": 0, "identities": 0, "conversations": 0, "messages": 0, "events": 0}
+
+
+async def test_deliveries_reaching_one_sender_through_two_accounts_in_opposite_orders_do_not_deadlock(
+    tenant: Tenant, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads are locked in one order (sender, then account) whatever order a delivery holds
+    them in; a deadlock would show as deliveries falling back to one message at a time."""
+    from omnistream.messages import service
+
+    alone = []
+
+    async def one_at_a_time(db: Database, message: InboundMessage) -> IngestResult:
+        alone.append(message)
+        return await ingest_inbound_many(db, [message])
+
+    monkeypatch.setattr(service, "ingest_inbound", one_at_a_time)
+    first, second = UUID(int=1), UUID(int=2)
+
+    def via(account: UUID, n: int) -> InboundMessage:
+        return msgspec.structs.replace(inbound(tenant, "6285550", f"m.{account.int}.{n}", "hi"), account_id=account)
+
+    for n in range(0, 10, 2):
+        await asyncio.gather(
+            ingest_inbound_many(db, [via(first, n), via(second, n)]),
+            ingest_inbound_many(db, [via(second, n + 1), via(first, n + 1)]),
+        )
+    assert alone == []
+    assert (await counts(db, tenant))["messages"] == 20
+    assert (await counts(db, tenant))["conversations"] == 2
+
+
+async def test_ingestion_does_not_wait_for_a_note_being_written_to_the_conversation(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    first = await ingest(db, tenant, "hello", external_id="6285551")
+    async with db.tenant(UUID(tenant.id)) as conn:
+        # An agent's transaction adds a note and has not committed yet.
+        await conn.execute(
+            "INSERT INTO notes (tenant_id, conversation_id, author_id, body) VALUES ($1, $2, $3, 'pending')",
+            UUID(tenant.id),
+            first.conversation_id,
+            UUID(tenant.admin_id),
+        )
+        second = await asyncio.wait_for(ingest(db, tenant, "again", external_id="6285551"), timeout=5)
+    assert second.conversation_id == first.conversation_id

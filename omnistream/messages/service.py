@@ -47,6 +47,7 @@ def preview_of(message_type: str, text: str | None) -> str:
 # Raised by the ingestion function when a concurrent delivery stored the same message first.
 ALREADY_STORED = "OS001"
 DEADLOCK_DETECTED = "40P01"
+_DEADLOCK_ATTEMPTS = 3
 
 
 async def ingest_inbound(db: Database, inbound: InboundMessage) -> IngestResult:
@@ -72,35 +73,43 @@ async def ingest_inbound_many(db: Database, inbounds: Sequence[InboundMessage]) 
     if any(inbound.tenant_id != tenant_id for inbound in inbounds):
         raise ValueError("one delivery holds the messages of one tenant")
     inbounds = [_storable(inbound) for inbound in inbounds]
+    for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
+        try:
+            rows = await _ingest(db, tenant_id, inbounds)
+        except asyncpg.PostgresError as error:
+            # The transaction rolled back whatever the delivery made on the way.
+            if len(inbounds) > 1 and error.sqlstate in (ALREADY_STORED, DEADLOCK_DETECTED):
+                # A concurrent delivery won a race for one of these messages: each alone, then.
+                return [await ingest_inbound(db, inbound) for inbound in inbounds]
+            if error.sqlstate == DEADLOCK_DETECTED and attempt < _DEADLOCK_ATTEMPTS:
+                continue  # alone, a message can still meet an agent's transaction locking in another order
+            if error.sqlstate != ALREADY_STORED:
+                raise
+            return [await _stored_by_another_delivery(db, inbounds[0])]
+        return [_result(row) for row in sorted(rows, key=lambda row: row["item"])]
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def _ingest(db: Database, tenant_id: UUID, inbounds: list[InboundMessage]) -> list[asyncpg.Record]:
     now = datetime.now(UTC)
-    try:
-        async with db.self_scoped() as conn:
-            rows = await repository.ingest_inbound(
-                conn,
-                tenant_id,
-                channel=[m.channel for m in inbounds],
-                account_id=[m.account_id for m in inbounds],
-                external_id=[m.external_id for m in inbounds],
-                contact_name=[m.contact_name for m in inbounds],
-                contact_phone=[m.contact_phone for m in inbounds],
-                contact_email=[m.contact_email for m in inbounds],
-                type=[m.type for m in inbounds],
-                text=[m.text for m in inbounds],
-                content=[m.content for m in inbounds],
-                provider_message_id=[m.provider_message_id for m in inbounds],
-                at=[m.sent_at or now for m in inbounds],
-                preview=[preview_of(m.type, m.text) for m in inbounds],
-                source=[m.source for m in inbounds],
-            )
-    except asyncpg.PostgresError as error:
-        # The transaction rolled back whatever the delivery made on the way.
-        if len(inbounds) > 1 and error.sqlstate in (ALREADY_STORED, DEADLOCK_DETECTED):
-            # A concurrent delivery won a race for one of these messages: each alone, then.
-            return [await ingest_inbound(db, inbound) for inbound in inbounds]
-        if error.sqlstate != ALREADY_STORED:
-            raise
-        return [await _stored_by_another_delivery(db, inbounds[0])]
-    return [_result(row) for row in sorted(rows, key=lambda row: row["item"])]
+    async with db.self_scoped() as conn:
+        return await repository.ingest_inbound(
+            conn,
+            tenant_id,
+            channel=[m.channel for m in inbounds],
+            account_id=[m.account_id for m in inbounds],
+            external_id=[m.external_id for m in inbounds],
+            contact_name=[m.contact_name for m in inbounds],
+            contact_phone=[m.contact_phone for m in inbounds],
+            contact_email=[m.contact_email for m in inbounds],
+            type=[m.type for m in inbounds],
+            text=[m.text for m in inbounds],
+            content=[m.content for m in inbounds],
+            provider_message_id=[m.provider_message_id for m in inbounds],
+            at=[m.sent_at or now for m in inbounds],
+            preview=[preview_of(m.type, m.text) for m in inbounds],
+            source=[m.source for m in inbounds],
+        )
 
 
 _CHANNELS = frozenset(get_args(Channel))

@@ -33,8 +33,10 @@ ALTER TABLE messages DROP CONSTRAINT messages_tenant_id_fkey;
 -- message up. A concurrent first sight of the identity, or first message of the thread, loses
 -- its insert to a unique index (after waiting for the winner to commit) and asks again.
 --
--- The messages go identity by identity in a fixed order (one identity's own in their given
--- order), so two deliveries lock threads in the same order and cannot deadlock on them.
+-- The messages go thread by thread (identity, then account) in a fixed order, each thread's own
+-- in their given order, so two deliveries lock threads in the same order and cannot deadlock on
+-- them. The lock is FOR NO KEY UPDATE: it excludes every other writer of the conversation but
+-- not the foreign-key checks of rows added to it (notes, reads, events) meanwhile.
 -- SECURITY INVOKER: the caller's role, under row-level security for p_tenant_id, which it sets
 -- for its own transaction first. One function, not one per message called from a loop: a
 -- nested call costs a query of its own per message.
@@ -70,8 +72,8 @@ BEGIN
   IF cardinality(p_channel) = 1 THEN
     in_order := ARRAY[1];
   ELSE
-    SELECT array_agg(u.n ORDER BY u.channel, u.external_id, u.n) INTO in_order
-      FROM unnest(p_channel, p_external_id) WITH ORDINALITY AS u(channel, external_id, n);
+    SELECT array_agg(u.n ORDER BY u.channel, u.external_id, u.account NULLS FIRST, u.n) INTO in_order
+      FROM unnest(p_channel, p_external_id, p_account_id) WITH ORDINALITY AS u(channel, external_id, account, n);
   END IF;
 
   FOREACH item IN ARRAY in_order LOOP
@@ -133,7 +135,7 @@ BEGIN
         FROM conversations c
        WHERE c.tenant_id = p_tenant_id AND c.contact_id = the_contact AND c.channel = channel_
          AND c.account_id IS NOT DISTINCT FROM account AND c.status IN ('open', 'pending', 'resolved')
-         FOR UPDATE;
+         FOR NO KEY UPDATE;
       IF the_thread IS NULL THEN
         INSERT INTO conversations AS c (tenant_id, contact_id, channel, account_id, last_activity_at, created_at)
         VALUES (p_tenant_id, the_contact, channel_, account, at, at)
