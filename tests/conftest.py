@@ -186,22 +186,21 @@ async def db(settings: Settings) -> AsyncIterator[Any]:
         await database.close()
 
 
-async def ingest(
-    db: Any,
+def inbound_message(
     tenant: Tenant,
-    text: str = "hello",
+    text: str | None = "hello",
     *,
     external_id: str | None = None,
     channel: str = "whatsapp",
     **overrides: Any,
 ) -> Any:
-    """A customer's message arriving through the ingestion service, as a channel webhook would deliver it."""
+    """A customer's message as a channel webhook would deliver it (a fresh sender and provider id
+    unless given)."""
     from uuid import UUID
 
     from omnistream.messages.schemas import InboundMessage
-    from omnistream.messages.service import ingest_inbound
 
-    inbound = InboundMessage(
+    return InboundMessage(
         tenant_id=UUID(tenant.id),
         channel=channel,
         external_id=external_id or f"628{uuid4().int % 10**10:010d}",
@@ -210,7 +209,13 @@ async def ingest(
         contact_name=overrides.pop("contact_name", "Customer"),
         **overrides,
     )
-    return await ingest_inbound(db, inbound)
+
+
+async def ingest(db: Any, tenant: Tenant, text: str | None = "hello", **fields: Any) -> Any:
+    """A customer's message arriving through the ingestion service."""
+    from omnistream.messages.service import ingest_inbound
+
+    return await ingest_inbound(db, inbound_message(tenant, text, **fields))
 
 
 def fingerprint(payload_text: str) -> str:

@@ -21,7 +21,7 @@ from omnistream.conversations.service import snapshot
 from omnistream.db import Database
 from omnistream.messages.schemas import InboundMessage, IngestResult
 from omnistream.messages.service import ingest_inbound, ingest_inbound_many
-from tests.conftest import Tenant, fingerprint, ingest, register
+from tests.conftest import Tenant, fingerprint, inbound_message, ingest, register
 
 
 async def fetch(db: Database, tenant: Tenant, sql: str, *args: Any) -> list[Any]:
@@ -536,17 +536,6 @@ async def test_ingestion_matches_a_simple_model(client: AsyncTestClient, db: Dat
 # ------------------------------------------------------------------ deliveries of many messages
 
 
-def inbound(tenant: Tenant, external_id: str, provider_id: str, text: str, channel: str = "whatsapp") -> InboundMessage:
-    return InboundMessage(
-        tenant_id=UUID(tenant.id),
-        channel=channel,
-        external_id=external_id,
-        provider_message_id=provider_id,
-        text=text,
-        contact_name="Customer",
-    )
-
-
 async def stored_by_identity(db: Database, tenant: Tenant) -> dict[tuple[str, str], Any]:
     """What each identity's thread holds: messages in order, counters, status and events."""
     rows = await fetch(
@@ -581,7 +570,7 @@ async def test_a_delivery_of_many_stores_what_delivering_them_one_by_one_stores(
 
     def for_tenant(tenant: Tenant, who: int, provider_id: str, text: str) -> InboundMessage:
         channel, external_id = IDENTITIES[who]
-        return inbound(tenant, external_id, provider_id, text, channel)
+        return inbound_message(tenant, text, external_id=external_id, provider_message_id=provider_id, channel=channel)
 
     alone = [await ingest_inbound(db, for_tenant(one_by_one, *m)) for m in messages]
     batched: list[IngestResult] = []
@@ -608,7 +597,12 @@ async def test_overlapping_deliveries_at_once_store_each_message_once(
     pool = [(f"62899{who:03d}", f"wamid.{who}.{k}") for who in range(12) for k in range(3)]
     deliveries = [rng.sample(pool, 10) for _ in range(8)]
     results = await asyncio.gather(
-        *(ingest_inbound_many(db, [inbound(tenant, who, pid, pid) for who, pid in d]) for d in deliveries)
+        *(
+            ingest_inbound_many(
+                db, [inbound_message(tenant, pid, external_id=who, provider_message_id=pid) for who, pid in d]
+            )
+            for d in deliveries
+        )
     )
     wanted = {pid: who for d in deliveries for who, pid in d}
     by_pid: dict[str, set[tuple[UUID, bool]]] = {}
@@ -633,7 +627,10 @@ async def test_overlapping_deliveries_at_once_store_each_message_once(
 async def test_a_delivery_is_of_one_tenant(tenant: Tenant, other_tenant: Tenant, db: Database) -> None:
     assert await ingest_inbound_many(db, []) == []
     with pytest.raises(ValueError, match="one tenant"):
-        await ingest_inbound_many(db, [inbound(tenant, "6281", "m.1", "a"), inbound(other_tenant, "6281", "m.2", "b")])
+        await ingest_inbound_many(
+            db,
+            [inbound_message(tenant, "a", external_id="6281"), inbound_message(other_tenant, "b", external_id="6281")],
+        )
     assert (await counts(db, tenant))["messages"] == 0
     assert (await counts(db, other_tenant))["messages"] == 0
 
@@ -673,8 +670,8 @@ async def test_a_nul_character_from_a_provider_is_dropped_not_refused(
 async def test_what_no_channel_may_send_is_refused_and_stores_nothing(
     tenant: Tenant, db: Database, change: dict[str, str], complaint: str
 ) -> None:
-    good = inbound(tenant, "6281", "m.good", "fine")
-    bad = msgspec.structs.replace(inbound(tenant, "6282", "m.bad", "bad"), **change)
+    good = inbound_message(tenant, "fine", external_id="6281")
+    bad = inbound_message(tenant, "bad", **{"external_id": "6282", **change})
     with pytest.raises(ValueError, match=complaint):
         await ingest_inbound_many(db, [good, bad])
     assert await counts(db, tenant) == {"contacts": 0, "identities": 0, "conversations": 0, "messages": 0, "events": 0}
@@ -697,7 +694,9 @@ async def test_deliveries_reaching_one_sender_through_two_accounts_in_opposite_o
     first, second = UUID(int=1), UUID(int=2)
 
     def via(account: UUID, n: int) -> InboundMessage:
-        return msgspec.structs.replace(inbound(tenant, "6285550", f"m.{account.int}.{n}", "hi"), account_id=account)
+        return inbound_message(
+            tenant, "hi", external_id="6285550", provider_message_id=f"m.{account.int}.{n}", account_id=account
+        )
 
     for n in range(0, 10, 2):
         await asyncio.gather(
