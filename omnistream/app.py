@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "DATABASE_URL and REDIS_URL are not set: start with `omnistream dev`, "
                 "which provides embedded servers, or point them at your own"
             )
-        db = await Database.connect(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        db = await Database.from_settings(settings)
         if settings.is_production and await db.role_can_bypass_rls():
             await db.close()
             raise RuntimeError(

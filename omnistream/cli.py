@@ -279,7 +279,7 @@ def _run_with_database(work: Callable[[Settings, Any], Awaitable[T]]) -> T:
         settings, servers = embedded_settings(settings)
 
     async def run() -> T:
-        db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+        db = await Database.from_settings(settings, min_size=1)
         try:
             return await work(settings, db)
         finally:

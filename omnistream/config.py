@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cookie_secure: bool = False
     db_pool_min: int = 2
     db_pool_max: int = 20
+    db_statement_cache_size: int = 100
+    """Prepared statements kept per connection; 0 behind a transaction pooler that cannot carry
+    them (pgbouncer before 1.21, or with max_prepared_statements = 0)."""
     login_max_failures_per_email: int = 5
     login_max_failures_per_ip: int = 20
     login_failure_window_seconds: int = 900
@@ -89,6 +92,7 @@ ENVIRONMENT = {
     "cookie_secure": "OMNISTREAM_COOKIE_SECURE",
     "db_pool_min": "OMNISTREAM_DB_POOL_MIN",
     "db_pool_max": "OMNISTREAM_DB_POOL_MAX",
+    "db_statement_cache_size": "OMNISTREAM_DB_STATEMENT_CACHE_SIZE",
     "login_max_failures_per_email": "OMNISTREAM_LOGIN_MAX_FAILURES_PER_EMAIL",
     "login_max_failures_per_ip": "OMNISTREAM_LOGIN_MAX_FAILURES_PER_IP",
     "login_failure_window_seconds": "OMNISTREAM_LOGIN_FAILURE_WINDOW_SECONDS",

@@ -7,7 +7,7 @@ import hashlib
 import inspect
 import re
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ import msgspec
 import structlog
 from aiosql.adapters.asyncpg import AsyncPGAdapter
 from aiosql.types import SQLOperationType
+
+from omnistream.config import Settings
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 APP_ROLE = "omnistream_app"
@@ -169,40 +171,31 @@ def load_queries(area: str) -> aiosql.Queries:
 
 
 async def _reset_connection(conn: asyncpg.Connection) -> None:
-    """Nothing to undo: asyncpg has already rolled back any open transaction, the tenant
-    setting is transaction-local, and nothing sets session state. Saves the full reset's
-    round trip on every borrow."""
-
-
-class TenantConnection(asyncpg.Connection):
-    """A pooled connection that knows which tenant its session is set to.
-
-    `None` means none or unknown; it is recorded as unknown *before* the setting is sent, so
-    a request cancelled half-way can never leave a wrong belief behind.
-    """
-
-    _session_tenant: UUID | None = None
-
-    def session_tenant(self) -> UUID | None:
-        return self._session_tenant
-
-    def believe_session_tenant(self, tenant_id: UUID | None) -> None:
-        self._session_tenant = tenant_id
+    """Nothing to undo: asyncpg has already rolled back any open transaction, and the tenant
+    setting is transaction-local: nothing sets session state. Saves the full reset's round trip
+    on every borrow."""
 
 
 class Database:
     """The pool every request and job borrows from.
 
-    Tenant data is reachable only through `tenant()` (a transaction) or `read()`
-    (autocommit reads): both set the tenant for the row-level security policies, which
-    hide every other tenant's rows even from a query that forgot its `tenant_id` filter.
+    Tenant data is reachable only inside a transaction that names its tenant (`tenant()` for
+    changes, `read()` for reads): the row-level security policies read that setting and hide
+    every other tenant's rows, even from a query that forgot its `tenant_id` filter. The setting
+    is local to the transaction (`set_config(..., true)`) and nothing is ever set for a session,
+    so behind a transaction pooler (pgbouncer, pool_mode=transaction), which hands each
+    transaction whichever server connection is free, no tenant outlives its transaction.
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
     @classmethod
-    async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 20) -> Database:
+    async def connect(
+        cls, url: str, *, min_size: int = 2, max_size: int = 20, statement_cache_size: int = 100
+    ) -> Database:
+        """`statement_cache_size=0` for a transaction pooler that cannot carry prepared statements
+        (pgbouncer before 1.21, or with max_prepared_statements = 0)."""
         pool = await asyncpg.create_pool(
             url,
             min_size=min_size,
@@ -210,21 +203,29 @@ class Database:
             init=_init_connection,
             reset=_reset_connection,
             command_timeout=60,
-            connection_class=TenantConnection,
+            statement_cache_size=statement_cache_size,
         )
         return cls(pool)
+
+    @classmethod
+    async def from_settings(cls, settings: Settings, *, min_size: int | None = None) -> Database:
+        return await cls.connect(
+            settings.database_url,
+            min_size=settings.db_pool_min if min_size is None else min_size,
+            max_size=settings.db_pool_max,
+            statement_cache_size=settings.db_statement_cache_size,
+        )
 
     async def close(self) -> None:
         await self.pool.close()
 
     @asynccontextmanager
-    async def tenant(self, tenant_id: UUID) -> AsyncIterator[asyncpg.Connection]:
-        # BEGIN and the tenant setting travel in one round trip (simple protocol, so no
-        # parameters: the value is a UUID, rendered by UUID itself). Nested work uses
+    async def _transaction(self, begin: str) -> AsyncIterator[asyncpg.Connection]:
+        # `begin` travels as one simple-protocol message (BEGIN and the tenant setting in one
+        # round trip; no parameters, so values are rendered by UUID itself). Nested work uses
         # `savepoint()`, since asyncpg's own transaction objects refuse to nest in this one.
-        tenant = UUID(str(tenant_id))
         async with self.pool.acquire() as conn:
-            await conn.execute(f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{tenant}', true)")
+            await conn.execute(begin)
             try:
                 yield conn
             except BaseException:
@@ -233,42 +234,27 @@ class Database:
                 raise
             await conn.execute("COMMIT")
 
-    @asynccontextmanager
-    async def read(self, tenant_id: UUID) -> AsyncIterator[asyncpg.Connection]:
-        """Reads for one tenant, without a transaction: one round trip fewer than `tenant()`, and
-        none spent on the setting when the borrowed connection already serves this tenant.
+    def tenant(self, tenant_id: UUID) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A transaction for one tenant's changes."""
+        return self._transaction(f"BEGIN; {_set_tenant(tenant_id)}")
 
-        The tenant is set for the whole session here (`tenant()` sets it per transaction), so
-        every way of borrowing a connection sets or clears it first; nothing else sets it.
-        """
-        tenant = UUID(str(tenant_id))
-        async with self.pool.acquire() as conn:
-            await self._set_session_tenant(conn, tenant)
-            yield conn
+    def read(self, tenant_id: UUID) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A read-only transaction for one tenant: what it reads (a page and its total, say) comes
+        from one snapshot, and a write by mistake fails instead of committing."""
+        return self._transaction(f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {_set_tenant(tenant_id)}")
+
+    def anonymous(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A transaction with no tenant: only the security-definer lookups see anything."""
+        return self._transaction("BEGIN")
 
     @asynccontextmanager
     async def self_scoped(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection for one call of a function that sets its tenant itself, first thing, for
-        its own transaction (`set_config(..., true)`), such as `ingest_inbound`: no round trip is
-        spent on the setting or on BEGIN and COMMIT. Anything else run on it would see whichever
-        tenant the session last served, so nothing else may be."""
+        its own transaction (`set_config(..., true)`), such as `ingest_inbound`: one round trip,
+        no BEGIN or COMMIT. A single statement is a transaction of its own, so a transaction
+        pooler keeps it on one server connection; nothing else may run on this one."""
         async with self.pool.acquire() as conn:
             yield conn
-
-    @asynccontextmanager
-    async def anonymous(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection with no tenant: only the security-definer lookups see anything."""
-        async with self.pool.acquire() as conn:
-            await self._set_session_tenant(conn, None)
-            yield conn
-
-    @staticmethod
-    async def _set_session_tenant(conn: asyncpg.Connection, tenant: UUID | None) -> None:
-        if conn.session_tenant() == tenant:
-            return
-        conn.believe_session_tenant(None)
-        await conn.execute(f"SELECT set_config('{TENANT_SETTING}', '{tenant or ''}', false)")
-        conn.believe_session_tenant(tenant)
 
     async def ping(self) -> bool:
         async with self.pool.acquire(timeout=2) as conn:
@@ -279,6 +265,10 @@ class Database:
             return bool(
                 await conn.fetchval("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
             )
+
+
+def _set_tenant(tenant_id: UUID) -> str:
+    return f"SELECT set_config('{TENANT_SETTING}', '{UUID(str(tenant_id))}', true)"
 
 
 class Savepoint:

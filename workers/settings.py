@@ -18,7 +18,7 @@ from omnistream.messages.tasks import MAX_ATTEMPTS, deliver_message, sweep_queue
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or load_settings()
     ctx["settings"] = settings
-    ctx["db"] = await Database.connect(settings.database_url, min_size=1, max_size=settings.db_pool_max)
+    ctx["db"] = await Database.from_settings(settings, min_size=1)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
