@@ -56,7 +56,8 @@ async def test_create_shows_the_key_once(client: AsyncTestClient, tenant: Tenant
     UUID(created["id"])
     assert created["name"] == "Zapier"
     assert created["key"].startswith("osk_")
-    assert created["key"].startswith(f"osk_{created['prefix']}_")
+    # The key names its tenant, then its prefix.
+    assert created["key"].startswith(f"osk_{UUID(tenant.id).hex}_{created['prefix']}_")
     assert len(created["key"]) > 40
     assert created["scopes"] is None
     assert created["expires_at"] is None
@@ -416,7 +417,10 @@ async def test_expired_key_is_401(client: AsyncTestClient, tenant: Tenant) -> No
         lambda key: key[:-1],
         lambda key: key + "x",
         lambda key: key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB"),
-        lambda key: "osk_000000000000_" + key.split("_", 2)[2],
+        lambda key: "osk_000000000000_" + key.split("_", 3)[3],
+        lambda key: "_".join([*key.split("_", 3)[:2], "000000000000", key.split("_", 3)[3]]),
+        lambda key: "_".join(["osk", uuid4().hex, *key.split("_", 3)[2:]]),
+        lambda key: "_".join(["osk", "not-hex" * 4 + "abcd", *key.split("_", 3)[2:]]),
         lambda key: key.rsplit("_", 1)[0] + "_",
         lambda key: key + "x" * 10_000,
         lambda key: "x" * 10_000,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -11,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from omnistream.config import Settings
 from omnistream.db import APP_ROLE
-from tests.conftest import Tenant, create_agent
+from tests.conftest import Tenant, create_agent, ingest
 
 
 @pytest.fixture
@@ -204,3 +205,123 @@ async def test_app_role_cannot_bypass_row_level_security(
     # The migration ledger is out of its reach.
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await app_conn.fetch("SELECT * FROM schema_migrations")
+
+
+# ------------------------------------------------------------------ tenant-scoped keys
+
+TENANT_TABLES = """
+    SELECT c.oid, c.relname
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id'
+                                                  AND NOT a.attisdropped)
+"""
+
+
+async def tenant_key_problems(conn: asyncpg.Connection) -> list[str]:
+    """Every tenant-owned table: its primary key led by tenant_id, tenant_id in each unique index,
+    and each foreign key to another tenant table matching tenant_id to tenant_id."""
+    tables = {r["oid"]: r["relname"] for r in await conn.fetch(TENANT_TABLES)}
+    problems = []
+    for oid, name in tables.items():
+        tenant_col = await conn.fetchval(
+            "SELECT attnum FROM pg_attribute WHERE attrelid = $1 AND attname = 'tenant_id'", oid
+        )
+        if not await conn.fetchval(
+            "SELECT attnotnull FROM pg_attribute WHERE attrelid = $1 AND attnum = $2", oid, tenant_col
+        ):
+            problems.append(f"{name}: tenant_id may be null")
+        primary = await conn.fetchval("SELECT conkey FROM pg_constraint WHERE conrelid = $1 AND contype = 'p'", oid)
+        if not primary or primary[0] != tenant_col:
+            problems.append(f"{name}: the primary key is not led by tenant_id")
+        for index in await conn.fetch(
+            "SELECT indexrelid::regclass::text AS name, indkey::int2[] AS keys FROM pg_index "
+            "WHERE indrelid = $1 AND indisunique",
+            oid,
+        ):
+            if tenant_col not in index["keys"]:
+                problems.append(f"{name}: unique index {index['name']} lacks tenant_id")
+        for fk in await conn.fetch(
+            "SELECT conname, conkey, confrelid, confkey FROM pg_constraint WHERE conrelid = $1 AND contype = 'f'", oid
+        ):
+            if fk["confrelid"] not in tables:
+                continue  # a shared table (tenants): referenced by id alone
+            target_tenant_col = await conn.fetchval(
+                "SELECT attnum FROM pg_attribute WHERE attrelid = $1 AND attname = 'tenant_id'", fk["confrelid"]
+            )
+            pairs = list(zip(fk["conkey"], fk["confkey"], strict=True))
+            if (tenant_col, target_tenant_col) not in pairs:
+                problems.append(f"{name}: foreign key {fk['conname']} does not carry tenant_id")
+    return problems
+
+
+async def test_every_tenant_table_is_keyed_by_tenant(admin_conn: asyncpg.Connection) -> None:
+    tables = {r["relname"] for r in await admin_conn.fetch(TENANT_TABLES)}
+    assert {"users", "conversations", "messages", "automation_events", "working_schedules"} <= tables
+    problems = await tenant_key_problems(admin_conn)
+    assert not problems, "\n".join(problems)
+
+
+async def test_the_key_check_finds_a_table_that_breaks_the_rule(admin_conn: asyncpg.Connection) -> None:
+    """Tables keyed the old way (id alone, a global unique key, a foreign key by id) are caught."""
+    await admin_conn.execute(
+        """CREATE TABLE careless_parent (id uuid PRIMARY KEY, tenant_id uuid NOT NULL);
+           CREATE TABLE careless (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, code text UNIQUE,
+                                  parent_id uuid REFERENCES careless_parent (id))"""
+    )
+    try:
+        problems = [p for p in await tenant_key_problems(admin_conn) if p.startswith("careless")]
+    finally:
+        await admin_conn.execute("DROP TABLE careless, careless_parent")
+    assert "careless: the primary key is not led by tenant_id" in problems
+    assert "careless: unique index careless_code_key lacks tenant_id" in problems
+    assert "careless: foreign key careless_parent_id_fkey does not carry tenant_id" in problems
+
+
+async def test_the_database_refuses_a_reference_to_another_tenants_object(
+    client: AsyncTestClient, db: Any, tenant: Tenant, other_tenant: Tenant, admin_conn: asyncpg.Connection
+) -> None:
+    """Even past row-level security (as the schema owner), a row cannot point into another tenant."""
+    ours = await ingest(db, tenant, "hello")
+    theirs = await ingest(db, other_tenant, "hello")
+    their_agent = await create_agent(client, other_tenant)
+    their_division = await client.post("/api/divisions", json={"name": "Theirs"}, headers=other_tenant.headers)
+    attempts = {
+        "a conversation of their contact": (
+            "INSERT INTO conversations (tenant_id, contact_id, channel) VALUES ($1, $2, 'whatsapp')",
+            UUID(tenant.id),
+            theirs.contact_id,
+        ),
+        "a message in their conversation": (
+            "INSERT INTO messages (tenant_id, conversation_id, channel, direction, type, status, sender_type) "
+            "VALUES ($1, $2, 'whatsapp', 'inbound', 'text', 'received', 'contact')",
+            UUID(tenant.id),
+            theirs.conversation_id,
+        ),
+        "our conversation assigned to their agent": (
+            "UPDATE conversations SET assigned_agent_id = $2 WHERE tenant_id = $1",
+            UUID(tenant.id),
+            UUID(their_agent["id"]),
+        ),
+        "our conversation in their division": (
+            "UPDATE conversations SET division_id = $2 WHERE tenant_id = $1",
+            UUID(tenant.id),
+            UUID(their_division.json()["id"]),
+        ),
+        "a note on their conversation": (
+            "INSERT INTO notes (tenant_id, conversation_id, author_id, body) VALUES ($1, $2, $3, 'x')",
+            UUID(tenant.id),
+            theirs.conversation_id,
+            UUID(tenant.admin_id),
+        ),
+    }
+    for sql, *args in attempts.values():
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="violates foreign key"):
+            await admin_conn.execute(sql, *args)
+    # Our own references are fine, so the refusals above are about the tenant.
+    await admin_conn.execute(
+        "UPDATE conversations SET assigned_agent_id = $2 WHERE tenant_id = $1 AND id = $3",
+        UUID(tenant.id),
+        UUID(tenant.admin_id),
+        ours.conversation_id,
+    )

@@ -42,7 +42,7 @@ async def create_key(db: Database, actor: Actor, data: ApiKeyCreate) -> ApiKeyCr
             raise BadRequest("expires_at needs a time zone, e.g. 2030-01-01T00:00:00Z", field="expires_at")
         if data.expires_at <= datetime.now(UTC):
             raise BadRequest("expires_at must be in the future", field="expires_at")
-    new_key = generate_key()
+    new_key = generate_key(actor.tenant_id)
     async with db.tenant(actor.tenant_id) as conn:
         key = await repository.insert(
             conn,

@@ -14,12 +14,14 @@ async def login_candidates(conn: asyncpg.Connection, email: str) -> list[asyncpg
     return await queries.login_candidates(conn, email=email)
 
 
-async def session_principal(conn: asyncpg.Connection, session_id: UUID) -> asyncpg.Record | None:
-    return await queries.session_principal(conn, session_id=session_id)
+async def session_principal(conn: asyncpg.Connection, tenant_id: UUID, session_id: UUID) -> asyncpg.Record | None:
+    return await queries.session_principal(conn, tenant_id=tenant_id, session_id=session_id)
 
 
-async def api_key_principal(conn: asyncpg.Connection, prefix: str, key_hash: str) -> asyncpg.Record | None:
-    return await queries.api_key_principal(conn, prefix=prefix, key_hash=key_hash)
+async def api_key_principal(
+    conn: asyncpg.Connection, tenant_id: UUID, prefix: str, key_hash: str
+) -> asyncpg.Record | None:
+    return await queries.api_key_principal(conn, tenant_id=tenant_id, prefix=prefix, key_hash=key_hash)
 
 
 async def insert_session(

@@ -137,7 +137,7 @@ async def actor_for_session(
     known, actor = _cache.get(key)
     if not known:
         async with db.anonymous() as conn:
-            row = await repository.session_principal(conn, session_id)
+            row = await repository.session_principal(conn, tenant_id, session_id)
         actor = _actor(row, session_id=session_id) if row is not None else None
         _cache.put(key, actor, row["expires_at"] if row is not None else None)
     if actor is None or actor.user_id != user_id or actor.tenant_id != tenant_id:
@@ -146,14 +146,14 @@ async def actor_for_session(
 
 
 async def actor_for_api_key(db: Database, full_key: str, *, ip: str | None, request_id: str | None) -> Actor | None:
-    prefix = split_key(full_key)
-    if prefix is None:
+    name = split_key(full_key)
+    if name is None:
         return None
     key_hash = hash_key(full_key)
     known, actor = _cache.get(("api_key", key_hash))
     if not known:
         async with db.anonymous() as conn:
-            row = await repository.api_key_principal(conn, prefix, key_hash)
+            row = await repository.api_key_principal(conn, name.tenant_id, name.prefix, key_hash)
         actor = _actor(row, api_key_id=row["api_key_id"]) if row is not None else None
         if actor is not None and row["scopes"] is not None:
             # A key never exceeds its owner's current rights, even if the owner was demoted since.

@@ -1,13 +1,13 @@
 -- name: get_agent^
 SELECT u.id, u.email, u.name, u.role_id, r.name AS role, r.base_role, u.status, u.online_status,
        u.last_seen_at, u.created_at, u.updated_at
-  FROM users u JOIN roles r ON r.id = u.role_id
+  FROM users u JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id
  WHERE u.tenant_id = :tenant_id AND u.id = :id AND u.deleted_at IS NULL;
 
 -- name: list_agents
 SELECT u.id, u.email, u.name, u.role_id, r.name AS role, r.base_role, u.status, u.online_status,
        u.last_seen_at, u.created_at, u.updated_at
-  FROM users u JOIN roles r ON r.id = u.role_id
+  FROM users u JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id
  WHERE u.tenant_id = :tenant_id AND u.deleted_at IS NULL
    AND u.status = :status::text                                                                      --? status
    AND u.online_status = :online_status::text                                                        --? online_status
@@ -67,7 +67,7 @@ RETURNING id;
 -- name: lock_active_admins
 -- Locks every active agent of the built-in admin role: changes that could remove the
 -- last one are serialised on these rows.
-SELECT u.id FROM users u JOIN roles r ON r.id = u.role_id
+SELECT u.id FROM users u JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id
  WHERE u.tenant_id = :tenant_id AND u.deleted_at IS NULL AND u.status = 'active'
    AND r.is_builtin AND r.base_role = 'admin'
    FOR UPDATE OF u;

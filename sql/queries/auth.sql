@@ -3,10 +3,10 @@
 SELECT * FROM auth_login_candidates(:email);
 
 -- name: session_principal^
-SELECT * FROM auth_session_principal(:session_id);
+SELECT * FROM auth_session_principal(:tenant_id, :session_id);
 
 -- name: api_key_principal^
-SELECT * FROM auth_api_key_principal(:prefix, :key_hash);
+SELECT * FROM auth_api_key_principal(:tenant_id, :prefix, :key_hash);
 
 -- name: insert_session!
 INSERT INTO sessions (id, tenant_id, user_id, ip, user_agent, expires_at)

@@ -8,7 +8,7 @@ SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_
        c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
        c.resolved_at, c.created_at, c.updated_at,
        json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
-  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
+  FROM conversations c JOIN contacts k ON k.tenant_id = c.tenant_id AND k.id = c.contact_id
  WHERE c.tenant_id = :tenant_id AND c.id = :id
    AND (:see_all OR c.assigned_agent_id = :viewer_id
         OR (c.assigned_agent_id IS NULL AND c.division_id IS NULL)
@@ -24,7 +24,7 @@ SELECT c.id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_
        c.last_inbound_at, c.last_outbound_at, c.last_activity_at, c.status_changed_at, c.status_changed_by,
        c.resolved_at, c.created_at, c.updated_at,
        json_build_object('id', k.id, 'name', k.name, 'phone', k.phone, 'email', k.email) AS contact
-  FROM conversations c JOIN contacts k ON k.id = c.contact_id AND k.tenant_id = c.tenant_id
+  FROM conversations c JOIN contacts k ON k.tenant_id = c.tenant_id AND k.id = c.contact_id
  WHERE c.tenant_id = :tenant_id
    AND c.status = ANY(:statuses::text[])                                                     --? statuses
    AND c.channel = :channel                                                                  --? channel
@@ -113,7 +113,7 @@ WITH reset AS (
 )
 INSERT INTO conversation_reads (tenant_id, conversation_id, user_id, last_read_at)
 VALUES (:tenant_id, :id, :user_id, clock_timestamp())
-ON CONFLICT (conversation_id, user_id) DO UPDATE SET last_read_at = EXCLUDED.last_read_at;
+ON CONFLICT (tenant_id, conversation_id, user_id) DO UPDATE SET last_read_at = EXCLUDED.last_read_at;
 
 -- name: record_outbound!
 UPDATE conversations
@@ -137,7 +137,7 @@ UPDATE conversations c
          ORDER BY last_activity_at
          LIMIT :limit
            FOR UPDATE SKIP LOCKED) stale
- WHERE c.id = stale.id
+ WHERE c.tenant_id = :tenant_id AND c.id = stale.id
 RETURNING c.id, c.contact_id, c.channel, c.account_id, c.status, c.assigned_agent_id, c.division_id, c.tags,
           c.priority, c.handled_by, stale.previous_status;
 

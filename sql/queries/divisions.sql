@@ -3,14 +3,14 @@
 
 -- name: get_division^
 SELECT d.id, d.name, d.description, d.created_at, d.updated_at,
-       (SELECT count(*) FROM division_agents da JOIN users u ON u.id = da.user_id
+       (SELECT count(*) FROM division_agents da JOIN users u ON u.tenant_id = da.tenant_id AND u.id = da.user_id
          WHERE da.tenant_id = d.tenant_id AND da.division_id = d.id AND u.deleted_at IS NULL) AS agent_count
   FROM divisions d
  WHERE d.tenant_id = :tenant_id AND d.id = :id;
 
 -- name: list_divisions
 SELECT d.id, d.name, d.description, d.created_at, d.updated_at,
-       (SELECT count(*) FROM division_agents da JOIN users u ON u.id = da.user_id
+       (SELECT count(*) FROM division_agents da JOIN users u ON u.tenant_id = da.tenant_id AND u.id = da.user_id
          WHERE da.tenant_id = d.tenant_id AND da.division_id = d.id AND u.deleted_at IS NULL) AS agent_count
   FROM divisions d
  WHERE d.tenant_id = :tenant_id
@@ -62,7 +62,7 @@ RETURNING id, name;
 -- The members actually added: agents already in the division are left as they are.
 INSERT INTO division_agents (tenant_id, division_id, user_id)
 SELECT :tenant_id, :division_id, user_id FROM unnest(:user_ids::uuid[]) AS ids (user_id)
-    ON CONFLICT (division_id, user_id) DO NOTHING
+    ON CONFLICT (tenant_id, division_id, user_id) DO NOTHING
 RETURNING user_id;
 
 -- name: remove_division_agents
@@ -74,16 +74,16 @@ RETURNING user_id;
 -- Every member, by name: the agents shown with a single division.
 SELECT u.id, u.name, u.email, r.name AS role, u.status, u.online_status, da.created_at AS added_at
   FROM division_agents da
-  JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
-  JOIN roles r ON r.id = u.role_id
+  JOIN users u ON u.tenant_id = da.tenant_id AND u.id = da.user_id
+  JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id
  WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
  ORDER BY lower(u.name), u.id;
 
 -- name: list_division_agents
 SELECT u.id, u.name, u.email, r.name AS role, u.status, u.online_status, da.created_at AS added_at
   FROM division_agents da
-  JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
-  JOIN roles r ON r.id = u.role_id
+  JOIN users u ON u.tenant_id = da.tenant_id AND u.id = da.user_id
+  JOIN roles r ON r.tenant_id = u.tenant_id AND r.id = u.role_id
  WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
    AND (strpos(lower(u.name), lower(:q::text)) > 0 OR strpos(lower(u.email), lower(:q::text)) > 0)   --? q
    AND (da.created_at, u.id) < (:cursor_at, :cursor_id::uuid)                                        --? after_desc
@@ -96,14 +96,14 @@ OFFSET :offset                                                                  
 
 -- name: count_division_agents$
 SELECT count(*)
-  FROM division_agents da JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
+  FROM division_agents da JOIN users u ON u.tenant_id = da.tenant_id AND u.id = da.user_id
  WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND u.deleted_at IS NULL
    AND (strpos(lower(u.name), lower(:q::text)) > 0 OR strpos(lower(u.email), lower(:q::text)) > 0)   --? q
 ;
 
 -- name: agent_division_ids
 SELECT da.division_id
-  FROM division_agents da JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
+  FROM division_agents da JOIN users u ON u.tenant_id = da.tenant_id AND u.id = da.user_id
  WHERE da.tenant_id = :tenant_id AND da.user_id = :user_id AND u.deleted_at IS NULL
  ORDER BY da.division_id;
 
@@ -112,6 +112,6 @@ SELECT EXISTS (SELECT 1 FROM divisions WHERE tenant_id = :tenant_id AND id = :id
 
 -- name: is_division_member$
 SELECT EXISTS (SELECT 1
-                 FROM division_agents da JOIN users u ON u.id = da.user_id AND u.tenant_id = da.tenant_id
+                 FROM division_agents da JOIN users u ON u.tenant_id = da.tenant_id AND u.id = da.user_id
                 WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id AND da.user_id = :user_id
                   AND u.deleted_at IS NULL);

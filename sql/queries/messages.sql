@@ -39,7 +39,7 @@ RETURNING id;
 -- name: claim_for_delivery^
 -- The queued message a delivery job is about to send; a message already past queued is left alone.
 SELECT m.id, m.conversation_id, m.channel, m.type, m.text, m.content, c.account_id, c.contact_id
-  FROM messages m JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
+  FROM messages m JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id
  WHERE m.tenant_id = :tenant_id AND m.id = :id AND m.status = 'queued'
    FOR UPDATE OF m SKIP LOCKED;
 
@@ -64,7 +64,7 @@ SELECT m.id, m.conversation_id, m.channel, m.direction, m.type, m.text, m.conten
        ts_headline('simple', replace(replace(replace(coalesce(m.text, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;'),
                    query, 'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=24, MinWords=8, ShortWord=0') AS snippet
   FROM messages m
-  JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id,
+  JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id,
        websearch_to_tsquery('simple', :q) query
  WHERE m.tenant_id = :tenant_id AND m.search @@ query
    AND m.channel = :channel::text                                                                    --? channel
@@ -83,7 +83,7 @@ OFFSET :offset                                                                  
 -- name: count_search$
 SELECT count(*)
   FROM messages m
-  JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id,
+  JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id,
        websearch_to_tsquery('simple', :q) query
  WHERE m.tenant_id = :tenant_id AND m.search @@ query
    AND m.channel = :channel::text                                                                    --? channel

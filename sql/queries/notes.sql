@@ -1,11 +1,11 @@
 -- name: get_note^
 SELECT n.id, n.conversation_id, n.author_id, u.name AS author_name, n.body, n.created_at, n.updated_at
-  FROM notes n JOIN users u ON u.id = n.author_id
+  FROM notes n JOIN users u ON u.tenant_id = n.tenant_id AND u.id = n.author_id
  WHERE n.tenant_id = :tenant_id AND n.id = :id;
 
 -- name: list_notes
 SELECT n.id, n.conversation_id, n.author_id, u.name AS author_name, n.body, n.created_at, n.updated_at
-  FROM notes n JOIN users u ON u.id = n.author_id
+  FROM notes n JOIN users u ON u.tenant_id = n.tenant_id AND u.id = n.author_id
  WHERE n.tenant_id = :tenant_id AND n.conversation_id = :conversation_id
    AND (n.created_at, n.id) < (:cursor_at, :cursor_id::uuid)                                         --? after_desc
    AND (n.created_at, n.id) > (:cursor_at, :cursor_id::uuid)                                         --? after_asc
