@@ -115,11 +115,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "which provides embedded servers, or point them at your own"
             )
         db = await Database.from_settings(settings)
-        if settings.is_production and await db.role_can_bypass_rls():
-            await db.close()
-            raise RuntimeError(
-                "DATABASE_URL's role bypasses row-level security; use a role granted omnistream_app (see README)"
-            )
+        if settings.is_production:
+            try:
+                await db.require_confined_role()
+            except RuntimeError:
+                await db.close()
+                raise
         redis = Redis.from_url(settings.redis_url)
         arq = await create_pool(
             redis_settings(settings),

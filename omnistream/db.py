@@ -260,10 +260,33 @@ class Database:
         async with self.pool.acquire(timeout=2) as conn:
             return await conn.fetchval("SELECT 1", timeout=2) == 1
 
-    async def role_can_bypass_rls(self) -> bool:
+    async def confinement_problems(self) -> list[str]:
+        """Why the role this pool connects as would not be held to row-level security (empty when it
+        is): it bypasses it, or it owns (or may act as the owner of) a table with policies."""
         async with self.pool.acquire() as conn:
-            return bool(
-                await conn.fetchval("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            row = await conn.fetchrow(
+                """SELECT r.rolsuper OR r.rolbypassrls AS bypasses,
+                          (SELECT string_agg(c.relname, ', ' ORDER BY c.relname)
+                             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                            WHERE n.nspname = 'public' AND c.relrowsecurity
+                              AND pg_has_role(current_user, c.relowner, 'USAGE')) AS owned
+                     FROM pg_roles r WHERE r.rolname = current_user"""
+            )
+        problems = []
+        if row["bypasses"]:
+            problems.append("it is a superuser or has BYPASSRLS")
+        if row["owned"]:
+            problems.append(f"it owns tables whose policies it could change or drop: {row['owned']}")
+        return problems
+
+    async def require_confined_role(self) -> None:
+        """Production refuses a role that row-level security would not hold (see README)."""
+        problems = await self.confinement_problems()
+        if problems:
+            raise RuntimeError(
+                "DATABASE_URL's role is not held to row-level security: "
+                + "; ".join(problems)
+                + ". Connect as a login granted omnistream_app that owns no tables (see README, Production)"
             )
 
 

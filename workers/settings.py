@@ -19,6 +19,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or load_settings()
     ctx["settings"] = settings
     ctx["db"] = await Database.from_settings(settings, min_size=1)
+    if settings.is_production:
+        await ctx["db"].require_confined_role()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
