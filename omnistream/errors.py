@@ -160,11 +160,24 @@ def from_http_error(exc: HTTPException) -> ProblemDetailsException:
     return _problem(exc.status_code, _TITLES.get(exc.status_code, "HTTP error"), detail, headers, **extra)
 
 
+# What a client is told of a value PostgreSQL refused, in the project's words: the driver's own
+# text names internals (types, functions, the statement) and is only logged.
+_DATA_ERROR_WORDS: tuple[tuple[type[asyncpg.DataError], str], ...] = (
+    (asyncpg.exceptions.UntranslatableCharacterError, "a text value holds a character that cannot be stored (NUL)"),
+    (asyncpg.exceptions.CharacterNotInRepertoireError, "a text value holds a character that cannot be stored"),
+    (asyncpg.exceptions.StringDataRightTruncationError, "a text value is too long"),
+    (asyncpg.exceptions.NumericValueOutOfRangeError, "a number is out of range"),
+    (asyncpg.exceptions.DatetimeFieldOverflowError, "a date or time is out of range"),
+    (asyncpg.exceptions.InvalidDatetimeFormatError, "a date or time is not valid"),
+)
+
+
 def from_data_error(exc: asyncpg.DataError) -> ProblemDetailsException:
-    # Input that passed the schema but PostgreSQL cannot store (a NUL byte, an out-of-range
-    # date): the client's mistake, so a 400, but logged because a schema could catch it earlier.
+    # Input that passed the schema but PostgreSQL cannot store: the client's mistake, so a 400,
+    # logged because the schema should have caught it first.
     log.warning("database rejected a value", error=type(exc).__name__, message=str(exc))
-    return _problem(400, "Bad request", f"a value could not be stored: {exc}")
+    words = next((text for kind, text in _DATA_ERROR_WORDS if isinstance(exc, kind)), "a value could not be stored")
+    return _problem(400, "Bad request", f"{words}; nothing was changed")
 
 
 def from_too_deep(exc: RecursionError) -> ProblemDetailsException:

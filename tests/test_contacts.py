@@ -221,6 +221,9 @@ async def test_bad_updates_are_refused_and_store_nothing(client: AsyncTestClient
         "Changed",
     ):
         refused(await update(client, tenant, contact_id, body))
+    # A NUL, which PostgreSQL cannot store, is refused by the schema, naming the field.
+    nul = problem(await update(client, tenant, contact_id, {"custom_attributes": {"plan": "gold\x00"}}), 400)
+    assert [e["field"] for e in nul["errors"]] == ["custom_attributes"]
     refused(
         await client.patch(
             f"{CONTACTS}/{contact_id}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 from litestar import Litestar, post
 from litestar.params import JSONBody
@@ -186,3 +187,28 @@ async def test_bodies_are_read_as_declared_without_coercion(
 async def test_a_path_that_matches_nothing_says_so(client: AsyncTestClient, tenant: Tenant, path: str) -> None:
     error = problem(await client.get(path, headers=tenant.headers), 404)
     assert error["detail"] == "nothing is at this path; the ids in a path are UUIDs"
+
+
+async def test_the_databases_own_words_never_reach_the_client() -> None:
+    """A value PostgreSQL refuses is a 400 in the project's words; the driver's text (which names
+    types, functions and the statement) is only logged."""
+    driver_text = "unsupported Unicode escape sequence DETAIL: \\u0000 cannot be converted to text. CONTEXT: JSON data"
+
+    @post("/refused", sync_to_thread=False)
+    def refused_by_database() -> None:
+        raise asyncpg.exceptions.UntranslatableCharacterError(driver_text)
+
+    @post("/refused-otherwise", sync_to_thread=False)
+    def refused_otherwise() -> None:
+        raise asyncpg.exceptions.InvalidTextRepresentationError('invalid input syntax for type uuid: "x"')
+
+    app = Litestar([refused_by_database, refused_otherwise], plugins=[PROBLEM_DETAILS])
+    async with AsyncTestClient(app) as client:
+        first = problem(await client.post("/refused"), 400)
+        second = problem(await client.post("/refused-otherwise"), 400)
+    assert first["detail"] == "a text value holds a character that cannot be stored (NUL); nothing was changed"
+    assert second["detail"] == "a value could not be stored; nothing was changed"
+    for body in (first, second):
+        assert "DETAIL" not in str(body)
+        assert "uuid" not in str(body)
+        assert "Unicode" not in str(body)

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import msgspec
 
-from omnistream.kit.schema import Email, Input, Schema
+from omnistream.kit.schema import NO_NUL, Email, Input, Schema
 
 Channel = Literal["whatsapp", "messenger", "instagram", "email"]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[^\x00,]*[^\s\x00,][^\x00,]*$")]
@@ -21,7 +21,7 @@ Phone = Annotated[
     ),
 ]
 AttributeKey = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
-AttributeValue = Annotated[str, msgspec.Meta(max_length=2000)] | int | float | bool | None
+AttributeValue = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)] | int | float | bool | None
 
 
 class ContactIdentity(Schema):
