@@ -38,8 +38,10 @@ from omnistream import logging as app_logging
 from omnistream.config import Settings, load_settings
 from omnistream.db import Database
 from omnistream.errors import PROBLEM_DETAILS
+from omnistream.kit import openapi
 from omnistream.kit.body import StrictBodyRequest
 from omnistream.kit.deps import dependencies, resolve_dependencies_in_line
+from omnistream.kit.routing import repair_options_answers
 from omnistream.security.guards import NOT_RATE_LIMITED, authorize
 from omnistream.security.middleware import jwt_auth
 from omnistream.security.rate_limits import LoginThrottle
@@ -95,6 +97,7 @@ def metrics_controller(settings: Settings) -> type[PrometheusController]:
 
     class Metrics(PrometheusController):
         guards = [token_given] if settings.metrics_token else []
+        include_in_schema = False  # for the operator's scraper, not part of the API clients generate
 
     return Metrics
 
@@ -159,7 +162,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else MemoryStore()
     )
     prometheus = PrometheusConfig(app_name="omnistream", group_path=True, exclude=["^/metrics"])
-    return Litestar(
+    app = Litestar(
         # The guard covers every API route; /schema and /metrics sit outside it.
         route_handlers=[
             Router(
@@ -193,6 +196,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cors_config=CORSConfig(allow_origins=[], allow_credentials=True),
         debug=False,
     )
+    openapi.install(app)
+    repair_options_answers(app)
+    return app
 
 
 def __getattr__(name: str) -> Litestar:

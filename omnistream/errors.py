@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
@@ -15,7 +16,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 
-from omnistream.kit.schema import NO_NUL
+from omnistream.kit.schema import pattern_words
 
 log = structlog.get_logger(__name__)
 
@@ -93,8 +94,18 @@ def from_app_error(exc: AppError) -> ProblemDetailsException:
     return _problem(exc.status_code, exc.title, exc.detail, exc.headers, errors=errors, **exc.extra)
 
 
-# What msgspec says of a value that breaks kit.schema.NO_NUL.
-_NO_NUL_MESSAGE = f"matching regex {NO_NUL!r}"
+# msgspec names a pattern a value breaks by its regular expression (as a Python literal); the
+# client is told the pattern's words instead (kit.schema.pattern).
+_BROKEN_PATTERN = re.compile(r"Expected `str` matching regex (?P<regex>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
+
+
+def _in_words(message: str) -> str:
+    broken = _BROKEN_PATTERN.search(message)
+    if broken is None:
+        return message
+    words = pattern_words(ast.literal_eval(broken["regex"]))
+    return message[: broken.start()] + words + message[broken.end() :]
+
 
 # msgspec reports a missing or unknown field at the object that holds it ("data" for the body).
 _NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]+)`")
@@ -117,8 +128,8 @@ def from_validation_error(exc: ValidationException) -> ProblemDetailsException:
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             field, message = _error_field(item), item.get("message")
-            if isinstance(message, str) and _NO_NUL_MESSAGE in message:
-                message = "must not contain a NUL character"
+            if isinstance(message, str):
+                message = _in_words(message)
             if field == "data" and item.get("source") == "body" and message == "'data'":
                 message = "a JSON request body is required"  # Litestar's own words are just "'data'"
             errors.append({"field": field, "source": item.get("source"), "message": message})
@@ -138,6 +149,7 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     413: "Content too large",
+    415: "Unsupported media type",
     429: "Too many requests",
 }
 

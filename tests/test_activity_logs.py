@@ -251,7 +251,7 @@ async def test_date_range(client: AsyncTestClient, tenant: Tenant) -> None:
     assert (await count(created_from=naive_past, created_to=iso(now + timedelta(hours=1))))["total"] == 2
 
 
-async def test_reversed_date_range_is_400(client: AsyncTestClient, tenant: Tenant) -> None:
+async def test_reversed_date_range_is_422(client: AsyncTestClient, tenant: Tenant) -> None:
     now = datetime.now(UTC)
     for created_from, created_to in (
         ((now + timedelta(days=1)).isoformat(), now.isoformat()),
@@ -262,7 +262,7 @@ async def test_reversed_date_range_is_400(client: AsyncTestClient, tenant: Tenan
             params={"created_from": created_from, "created_to": created_to},
             headers=tenant.headers,
         )
-        assert response.status_code == 400, response.text
+        assert response.status_code == 422, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
         assert "created_from" in {e["field"] for e in response.json()["errors"]}
 

@@ -311,13 +311,13 @@ async def test_create_rejects_a_body_that_is_not_json(client: AsyncTestClient, t
     assert (await list_agents(client, tenant))["total"] == 1
 
 
-async def test_create_with_another_tenants_role_is_400(
+async def test_create_with_another_tenants_role_is_422(
     client: AsyncTestClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:
     foreign = await role_ids(client, other_tenant)
     for role_id in (foreign["admin"], foreign["agent"], str(uuid4())):
         response = await client.post("/api/agents", json=VALID | {"role_id": role_id}, headers=tenant.headers)
-        assert_problem(response, 400, "role_id")
+        assert_problem(response, 422, "role_id")
     assert (await list_agents(client, tenant))["total"] == 1
     assert (await list_agents(client, other_tenant))["total"] == 1
 
@@ -418,7 +418,7 @@ async def test_change_role(client: AsyncTestClient, tenant: Tenant, other_tenant
     response = await client.patch(
         f"/api/agents/{agent['id']}", json={"role_id": foreign["admin"]}, headers=tenant.headers
     )
-    assert_problem(response, 400, "role_id")
+    assert_problem(response, 422, "role_id")
     after = (await client.get(f"/api/agents/{agent['id']}", headers=tenant.headers)).json()
     assert after["role_id"] == roles["supervisor"]
 

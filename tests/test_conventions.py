@@ -32,7 +32,7 @@ from omnistream.security.permissions import BUILTIN_PERMISSIONS, PERMISSIONS, Ro
 from tests.conftest import Tenant, create_agent
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = Path(__file__).parents[1].parent / "shared/spec/routes.tsv"
+ENDPOINTS = ROOT / "docs" / "endpoints.tsv"
 UNGUARDED_PREFIXES = ("/schema", "/metrics")
 
 
@@ -42,9 +42,8 @@ def normalize(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def spec() -> dict[tuple[str, str], dict[str, str]]:
-    if not SPEC.exists():
-        pytest.skip(f"{SPEC} is not here")
-    with SPEC.open() as f:
+    """The endpoint table every route is held to: path, summary, minimum role and permission."""
+    with ENDPOINTS.open(newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return {(row["method"], normalize(row["path"])): row for row in rows}
 
@@ -236,6 +235,144 @@ async def test_openapi_lists_every_route_with_summary_operation_id_and_tags(
     body_schema = create["requestBody"]["content"]["application/json"]["schema"]
     name = body_schema["$ref"].rsplit("/", 1)[-1]
     assert {"email", "name", "password"} <= set(document["components"]["schemas"][name]["properties"])
+
+
+async def openapi_document(client: AsyncTestClient) -> dict[str, Any]:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                yield method.upper(), path, operation
+
+
+async def test_both_ways_in_are_declared_and_public_operations_need_neither(client: AsyncTestClient) -> None:
+    document = await openapi_document(client)
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {**schemes["ApiKey"], "type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert (schemes["SessionToken"]["type"], schemes["SessionToken"]["scheme"]) == ("http", "bearer")
+    assert schemes["SessionCookie"] == {**schemes["SessionCookie"], "type": "apiKey", "in": "cookie"}
+    assert "security" not in document, "a global requirement would cover the public operations too"
+    handlers = {h.operation_id: h for _, _, h in api_handlers(client.app)}
+    public = []
+    for method, path, operation in operations(document):
+        handler = handlers[operation["operationId"]]
+        if handler.opt.get("public"):
+            public.append(f"{method} {path}")
+            assert not operation.get("security"), f"{method} {path} is public"
+        else:
+            assert operation.get("security") == [{"SessionToken": []}, {"SessionCookie": []}, {"ApiKey": []}], path
+    assert {"POST /api/auth/login", "POST /api/auth/register", "GET /api/health"} <= set(public)
+
+
+async def test_every_operation_documents_its_errors_as_problem_details(client: AsyncTestClient) -> None:
+    document = await openapi_document(client)
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    assert {"type", "title", "status", "detail"} <= set(document["components"]["schemas"]["Problem"]["required"])
+    problems = []
+    for method, path, operation in operations(document):
+        where = f"{method} {path}"
+        responses = operation["responses"]
+        errors = {int(status): body for status, body in responses.items() if int(status) >= 400}
+        if not errors:
+            problems.append(f"{where}: no error responses")
+        for status, body in errors.items():
+            content = body.get("content", {})
+            if operation["operationId"] == "health" and status == 503:
+                continue  # health answers 503 with its own report of what is down
+            if content.get("application/problem+json", {}).get("schema") != problem_ref:
+                problems.append(f"{where}: {status} is not documented as a problem document")
+        expected = {503}
+        if operation.get("security"):
+            expected |= {401, 403}
+        if any(p["in"] == "path" for p in operation.get("parameters", [])):
+            expected |= {400, 404, 422}
+        if "requestBody" in operation:
+            expected |= {400, 413, 415, 422}
+        if method != "GET":
+            expected.add(409)
+        if missing := expected - errors.keys():
+            problems.append(f"{where}: does not document {sorted(missing)}")
+    assert not problems, "\n".join(problems)
+    assert "429" in document["paths"]["/api/auth/login"]["post"]["responses"]
+    assert "429" in document["paths"]["/api/auth/register"]["post"]["responses"]
+
+
+async def test_request_bodies_are_described_as_the_validator_reads_them(client: AsyncTestClient) -> None:
+    schemas = (await openapi_document(client))["components"]["schemas"]
+    create = schemas["AgentCreate"]
+    assert create["additionalProperties"] is False, "unknown fields are refused, so the schema says so"
+    assert create["properties"]["password"]["minLength"] == 8
+    update = schemas["ContactUpdate"]["properties"]
+    # Constraints inside lists and maps survive (tags' pattern, attribute keys' pattern).
+    assert update["tags"]["items"]["pattern"]
+    assert update["custom_attributes"]["propertyNames"]["pattern"]
+    # Permissions are an enum of the catalogue, so an unknown one is a schema violation.
+    assert set(schemas["RoleCreate"]["properties"]["permissions"]["items"]["enum"]) == set(PERMISSIONS)
+
+
+async def test_every_protected_operation_without_credentials_is_401(client: AsyncTestClient) -> None:
+    document = await openapi_document(client)
+    checked = 0
+    for method, path, operation in operations(document):
+        if not operation.get("security"):
+            continue
+        concrete = re.sub(r"\{[^}]+\}", str(uuid4()), path)
+        response = await client.request(method, concrete, json={} if method in ("POST", "PUT", "PATCH") else None)
+        assert_problem(response, 401)
+        checked += 1
+    assert checked >= 50
+
+
+async def test_options_names_every_method_of_a_path(client: AsyncTestClient) -> None:
+    document = await openapi_document(client)
+    for path, item in document["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", str(uuid4()), path)
+        response = await client.options(concrete)
+        assert response.status_code == 204, path
+        allowed = set(response.headers["allow"].split(", ")) - {"HEAD", "OPTIONS"}
+        assert allowed == {method.upper() for method in item}, path
+
+
+async def test_a_body_that_is_not_json_is_415(client: AsyncTestClient, tenant: Tenant) -> None:
+    for content_type, body in (
+        ("text/plain", '{"name": "Sales"}'),
+        ("application/x-www-form-urlencoded", "name=Sales"),
+        ("multipart/form-data; boundary=x", '--x\r\nContent-Disposition: form-data; name="name"\r\n\r\nSales\r\n--x--'),
+    ):
+        response = await client.post(
+            "/api/divisions", content=body, headers=tenant.headers | {"content-type": content_type}
+        )
+        assert "application/json" in assert_problem(response, 415)["detail"]
+    assert (await client.get("/api/divisions", headers=tenant.headers)).json()["total"] == 0
+    # JSON under a +json type is JSON.
+    response = await client.post(
+        "/api/divisions",
+        content='{"name": "Sales"}',
+        headers=tenant.headers | {"content-type": "application/merge-patch+json"},
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_validation_messages_say_what_is_expected_in_words(client: AsyncTestClient, tenant: Tenant) -> None:
+    body = assert_problem(
+        await client.post(
+            "/api/agents",
+            json={"email": "not-an-email", "name": "  ", "password": "long enough"},
+            headers=tenant.headers,
+        ),
+        400,
+    )
+    messages = {e["field"]: e["message"] for e in body["errors"]}
+    assert messages == {"email": "must be an email address, such as ada@example.com"}
+    assert "regex" not in body["detail"]
+    response = await client.get("/api/conversations", params={"status": "open,lost"}, headers=tenant.headers)
+    [error] = assert_problem(response, 400)["errors"]
+    assert error["message"].startswith("must be one or more of open, pending")
 
 
 async def test_openapi_ui_is_served(client: AsyncTestClient) -> None:

@@ -219,7 +219,7 @@ async def test_filter_by_creation_date_range(client: AsyncTestClient, tenant: Te
         await client.get(
             CONVERSATIONS, params={"created_from": two_days_ago, "created_to": four_days_ago}, headers=tenant.headers
         ),
-        400,
+        422,
     )
     assert body["errors"][0]["field"] == "created_from"
     refused(await client.get(CONVERSATIONS, params={"created_from": "yesterday"}, headers=tenant.headers))
@@ -242,7 +242,7 @@ async def test_a_date_without_offset_is_utc_and_mixes_with_one_that_has_one(
             params={"created_from": (now + timedelta(hours=1)).replace(tzinfo=None).isoformat(), "created_to": now},
             headers=tenant.headers,
         ),
-        400,
+        422,
     )
 
 
@@ -547,7 +547,7 @@ async def test_assign_only_to_active_agents_of_the_tenant(
     conversation_id = await open_conversation(db, tenant)
 
     for agent_id in (suspended["id"], other_tenant.admin_id, str(uuid4())):
-        body = problem(await assign(client, tenant, conversation_id, agent_id=agent_id), 400)
+        body = problem(await assign(client, tenant, conversation_id, agent_id=agent_id), 422)
         assert body["errors"][0]["field"] == "agent_id"
     assert (await fetch(client, tenant, conversation_id))["assigned_agent_id"] is None
     assert await activity(client, tenant, "conversation.assigned") == []
@@ -559,7 +559,7 @@ async def test_assign_within_a_division_needs_membership(client: AsyncTestClient
     division = await make_division(client, tenant, [member["id"]])
     conversation_id = await open_conversation(db, tenant)
 
-    body = problem(await assign(client, tenant, conversation_id, agent_id=outsider["id"], division_id=division), 400)
+    body = problem(await assign(client, tenant, conversation_id, agent_id=outsider["id"], division_id=division), 422)
     assert body["errors"][0]["field"] == "agent_id"
     unchanged = await fetch(client, tenant, conversation_id)
     assert (unchanged["assigned_agent_id"], unchanged["division_id"]) == (None, None)
@@ -569,7 +569,7 @@ async def test_assign_within_a_division_needs_membership(client: AsyncTestClient
     assert (response.json()["assigned_agent_id"], response.json()["division_id"]) == (member["id"], division)
 
     # No such division, or another tenant's: refused, nothing changes.
-    problem(await assign(client, tenant, conversation_id, agent_id=member["id"], division_id=str(uuid4())), 400)
+    problem(await assign(client, tenant, conversation_id, agent_id=member["id"], division_id=str(uuid4())), 422)
     assert (await fetch(client, tenant, conversation_id))["division_id"] == division
 
     # division_id null takes it out of the division.
@@ -758,11 +758,11 @@ async def test_tag_changes_that_are_refused_change_nothing(client: AsyncTestClie
     conversation_id = await open_conversation(db, tenant)
     assert (await change_tags(client, tenant, conversation_id, set=[f"t{i}" for i in range(45)])).status_code == 200
 
-    body = problem(await change_tags(client, tenant, conversation_id, set=["a"], add=["b"]), 400)
+    body = problem(await change_tags(client, tenant, conversation_id, set=["a"], add=["b"]), 422)
     assert body["errors"][0]["field"] == "set"
-    problem(await change_tags(client, tenant, conversation_id, set=["a"], remove=["t1"]), 400)
+    problem(await change_tags(client, tenant, conversation_id, set=["a"], remove=["t1"]), 422)
     refused(await change_tags(client, tenant, conversation_id, set=[f"x{i}" for i in range(51)]))
-    body = problem(await change_tags(client, tenant, conversation_id, add=[f"n{i}" for i in range(6)]), 400)
+    body = problem(await change_tags(client, tenant, conversation_id, add=[f"n{i}" for i in range(6)]), 422)
     assert body["errors"][0]["field"] == "tags"
     for bad in (["a,b"], ["   "], [""], ["x" * 51], [5], "vip"):
         refused(await change_tags(client, tenant, conversation_id, add=bad))
@@ -966,9 +966,9 @@ async def test_bulk_bad_requests_change_nothing(client: AsyncTestClient, tenant:
     conversation_id = await open_conversation(db, tenant)
     too_many = [str(uuid4()) for _ in range(501)]
     refused(await bulk(client, tenant, action="status", status="resolved", conversation_ids=too_many))
-    body = problem(await bulk(client, tenant, action="status", conversation_ids=[conversation_id]), 400)
+    body = problem(await bulk(client, tenant, action="status", conversation_ids=[conversation_id]), 422)
     assert body["errors"][0]["field"] == "status"
-    problem(await bulk(client, tenant, action="tags", conversation_ids=[conversation_id]), 400)
+    problem(await bulk(client, tenant, action="tags", conversation_ids=[conversation_id]), 422)
     for body in (
         {"action": "status", "status": "resolved", "conversation_ids": []},
         {"action": "delete", "conversation_ids": [conversation_id]},

@@ -163,7 +163,7 @@ async def test_create_with_a_body_that_is_not_an_object_is_400(
     assert await all_divisions(client, tenant) == []
 
 
-async def test_create_with_foreign_or_unknown_agents_is_400_naming_them_and_stores_nothing(
+async def test_create_with_foreign_or_unknown_agents_is_422_naming_them_and_stores_nothing(
     client: AsyncTestClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:
     mine = await new_agent(client, tenant)
@@ -173,7 +173,7 @@ async def test_create_with_foreign_or_unknown_agents_is_400_naming_them_and_stor
         json={"name": "Sales", "agent_ids": [mine["id"], foreign["id"], NOWHERE]},
         headers=tenant.headers,
     )
-    body = problem(response, 400)
+    body = problem(response, 422)
     assert error_fields(body) == {"agent_ids"}
     assert set(body["invalid_agent_ids"]) == {foreign["id"], NOWHERE}
     assert foreign["id"] in body["detail"]
@@ -357,17 +357,17 @@ async def test_an_agent_can_be_in_several_divisions(client: AsyncTestClient, ten
     assert {d["name"]: d["agent_count"] for d in await all_divisions(client, tenant)} == {"A": 1, "B": 1}
 
 
-async def test_adding_foreign_or_unknown_agents_is_400_and_adds_nobody(
+async def test_adding_foreign_or_unknown_agents_is_422_and_adds_nobody(
     client: AsyncTestClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:
     mine = await new_agent(client, tenant)
     foreign = await new_agent(client, other_tenant)
     division = await new_division(client, tenant, "Sales")
 
-    body = problem(await add(client, tenant, division["id"], [mine["id"], foreign["id"]]), 400)
+    body = problem(await add(client, tenant, division["id"], [mine["id"], foreign["id"]]), 422)
     assert body["invalid_agent_ids"] == [foreign["id"]]
     assert foreign["id"] in body["detail"]
-    body = problem(await add(client, tenant, division["id"], [NOWHERE, mine["id"]]), 400)
+    body = problem(await add(client, tenant, division["id"], [NOWHERE, mine["id"]]), 422)
     assert body["invalid_agent_ids"] == [NOWHERE]
 
     shown = await get_division(client, tenant, division["id"])
@@ -386,7 +386,7 @@ async def test_suspended_or_deleted_agents_cannot_be_added(client: AsyncTestClie
     assert (await client.delete(f"/api/agents/{deleted['id']}", headers=tenant.headers)).status_code == 200
     division = await new_division(client, tenant, "Sales")
 
-    body = problem(await add(client, tenant, division["id"], [suspended["id"], deleted["id"]]), 400)
+    body = problem(await add(client, tenant, division["id"], [suspended["id"], deleted["id"]]), 422)
     assert set(body["invalid_agent_ids"]) == {suspended["id"], deleted["id"]}
     assert (await get_division(client, tenant, division["id"]))["agents"] == []
 
@@ -449,7 +449,7 @@ async def test_500_agents_can_be_added_at_once(client: AsyncTestClient, tenant: 
     # 500 ids is the limit, not an error; the check names every id that is not an agent here.
     division = await new_division(client, tenant, "Sales")
     ids = [tenant.admin_id] + [str(uuid4()) for _ in range(499)]
-    body = problem(await add(client, tenant, division["id"], ids), 400)
+    body = problem(await add(client, tenant, division["id"], ids), 422)
     assert len(body["invalid_agent_ids"]) == 499
     assert tenant.admin_id not in body["invalid_agent_ids"]
 
@@ -696,7 +696,7 @@ async def test_refused_changes_leave_no_activity(client: AsyncTestClient, tenant
     foreign = await new_agent(client, other_tenant)
     division = await new_division(client, tenant, "Sales")
     await new_division(client, tenant, "Support")
-    problem(await add(client, tenant, division["id"], [foreign["id"]]), 400)
+    problem(await add(client, tenant, division["id"], [foreign["id"]]), 422)
     problem(
         await client.patch(f"/api/divisions/{division['id']}", json={"name": "support"}, headers=tenant.headers), 409
     )

@@ -239,12 +239,25 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("body", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])
+# Well-formed, but what a message of its type must (or must not) carry: a rule, so 422.
+AGAINST_A_RULE = {
+    "image without media",
+    "text with a location",
+    "text with media",
+    "location without location",
+    "template without template",
+    "text without text",
+    "audio with text",
+}
+
+
+@pytest.mark.parametrize(("case", "body", "field"), INVALID, ids=[case[0] for case in INVALID])
 async def test_invalid_messages_are_refused_and_nothing_is_stored(
-    client: AsyncTestClient, tenant: Tenant, db: Database, body: dict[str, Any], field: str
+    client: AsyncTestClient, tenant: Tenant, db: Database, case: str, body: dict[str, Any], field: str
 ) -> None:
     inbound = await ingest(db, tenant, "hello", external_id="6281004")
-    error = problem(await send(client, tenant.headers, inbound.conversation_id, **body), 400)
+    status = 422 if case in AGAINST_A_RULE else 400
+    error = problem(await send(client, tenant.headers, inbound.conversation_id, **body), status)
     assert field in error["detail"] or any(field in (e.get("field") or "") for e in error.get("errors", []))
     assert (await list_messages(client, tenant.headers, inbound.conversation_id))["total"] == 1
     assert (await conversation(client, tenant, inbound.conversation_id))["message_count"] == 1
@@ -471,7 +484,9 @@ async def test_search_pages(client: AsyncTestClient, tenant: Tenant, db: Databas
 async def test_search_needs_something_to_search_for(
     client: AsyncTestClient, tenant: Tenant, params: dict[str, Any]
 ) -> None:
-    error = problem(await client.get("/api/messages/search", params=params, headers=tenant.headers), 400)
+    # Blank is well-formed but finds nothing to search for: 422; missing or too long: 400.
+    status = 422 if params.get("q") == "   " else 400
+    error = problem(await client.get("/api/messages/search", params=params, headers=tenant.headers), status)
     assert "q" in error["detail"]
     assert [e["field"] for e in error["errors"]] == ["q"]
 

@@ -98,10 +98,10 @@ async def test_transfer_to_an_agent_within_a_division(client: AsyncTestClient, t
 
     body = problem(
         await transfer(client, tenant, conversation_id, {"to_agent_id": outsider["id"], "to_division_id": division}),
-        400,
+        422,
     )
     assert body["errors"][0]["field"] == "to_agent_id"  # the request's own words
-    body = problem(await transfer(client, tenant, conversation_id, {"to_division_id": str(uuid4())}), 400)
+    body = problem(await transfer(client, tenant, conversation_id, {"to_division_id": str(uuid4())}), 422)
     assert body["errors"][0]["field"] == "to_division_id"
     unchanged = await fetch(client, tenant, conversation_id)
     assert (unchanged["assigned_agent_id"], unchanged["division_id"]) == (None, None)
@@ -128,7 +128,7 @@ async def test_a_transfer_must_name_a_valid_target(
     conversation_id = await open_conversation(db, tenant)
 
     for body in ({}, {"reason": "no target"}, {"to_agent_id": None, "to_division_id": None}):
-        problem(await transfer(client, tenant, conversation_id, body), 400)
+        problem(await transfer(client, tenant, conversation_id, body), 422)
     for body in (
         {"to_agent_id": suspended["id"]},
         {"to_agent_id": other_tenant.admin_id},
@@ -136,7 +136,7 @@ async def test_a_transfer_must_name_a_valid_target(
         {"to_division_id": foreign_division},
         {"to_division_id": str(uuid4())},
     ):
-        problem(await transfer(client, tenant, conversation_id, body), 400)
+        problem(await transfer(client, tenant, conversation_id, body), 422)
     for body in (
         {"to_agent_id": "someone"},
         {"to_agent_id": tenant.admin_id, "why": "x"},

@@ -208,14 +208,30 @@ BAD_SCHEDULES = {
 }
 
 
-@pytest.mark.parametrize(("body", "field"), BAD_SCHEDULES.values(), ids=BAD_SCHEDULES.keys())
+# Well-formed periods that break a rule of schedules (order, overlap, one entry per date): 422.
+AGAINST_A_RULE = {
+    "overlap",
+    "overlap, given in reverse",
+    "contained",
+    "same period twice",
+    "end before start",
+    "end equal to start",
+    "duplicate holiday",
+    "holiday periods overlap",
+    "holiday period ends before it starts",
+}
+
+
+@pytest.mark.parametrize("case", BAD_SCHEDULES)
 async def test_bad_schedules_are_refused_and_nothing_is_stored(
-    client: AsyncTestClient, tenant: Tenant, body: dict[str, Any], field: str | None
+    client: AsyncTestClient, tenant: Tenant, case: str
 ) -> None:
+    body, field = BAD_SCHEDULES[case]
     before = await put_hours(client, tenant, NINE_TO_FIVE)
     division_id = await new_division(client, tenant)
     for path in ("/api/working-hours", f"/api/divisions/{division_id}/working-hours"):
-        refused = problem(await client.put(path, json=body, headers=tenant.headers), 400)
+        status = 422 if case in AGAINST_A_RULE else 400
+        refused = problem(await client.put(path, json=body, headers=tenant.headers), status)
         if field is not None:
             assert field in error_fields(refused), refused
     assert await get_hours(client, tenant) == before
@@ -383,7 +399,11 @@ async def test_timezone_is_read_and_changed(client: AsyncTestClient, tenant: Ten
     ids=["unknown", "wrong case", "localtime", "empty", "too long", "number", "null", "missing", "unknown field"],
 )
 async def test_bad_timezones_are_refused(client: AsyncTestClient, tenant: Tenant, body: dict[str, Any]) -> None:
-    refused = problem(await client.put("/api/tenant/timezone", json=body, headers=tenant.headers), 400)
+    # A string that names no IANA zone is well-formed but no zone: 422; anything else is malformed.
+    no_such_zone = isinstance(body.get("timezone"), str) and 0 < len(body["timezone"]) <= 64 and len(body) == 1
+    refused = problem(
+        await client.put("/api/tenant/timezone", json=body, headers=tenant.headers), 422 if no_such_zone else 400
+    )
     assert error_fields(refused) & {"timezone", "region", "data"}, refused
     assert (await client.get("/api/tenant/timezone", headers=tenant.headers)).json() == {"timezone": "UTC"}
     assert await actions(client, tenant, "tenant.timezone_changed") == []

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -10,6 +9,7 @@ from litestar.params import FromQuery, QueryParameter
 from omnistream.activity import service
 from omnistream.activity.schemas import ActivityLogList
 from omnistream.kit.deps import DB, CurrentActor, Paging
+from omnistream.kit.pagination import QueryDateTime
 from omnistream.kit.schema import NO_NUL
 from omnistream.security.guards import access
 
@@ -33,8 +33,8 @@ class ActivityLogController(Controller):
         ] = None,
         object_type: Annotated[str | None, QueryParameter(max_length=100, pattern=NO_NUL)] = None,
         object_id: FromQuery[UUID | None] = None,
-        created_from: FromQuery[datetime | None] = None,
-        created_to: FromQuery[datetime | None] = None,
+        created_from: QueryDateTime = None,
+        created_to: QueryDateTime = None,
     ) -> ActivityLogList:
         return await service.list_logs(
             db,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -43,8 +42,8 @@ async def list_logs(
     action: str | None,
     object_type: str | None,
     object_id: UUID | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
+    created_from: str | None,
+    created_to: str | None,
 ) -> ActivityLogList:
     created_from, created_to = date_range(created_from, created_to)
     filters = repository.filters(actor_id, action, object_type, object_id, created_from, created_to)

@@ -6,7 +6,8 @@ from uuid import UUID
 
 import msgspec
 
-from omnistream.kit.schema import Input, Name, Schema
+from omnistream.kit.schema import AwareDateTime, Input, Name, Schema
+from omnistream.security.permissions import PermissionName
 
 
 class ApiKey(Schema):
@@ -27,9 +28,9 @@ class ApiKeyCreated(ApiKey):
 
 class ApiKeyCreate(Input):
     name: Name
-    scopes: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=100)] | None = None
+    scopes: Annotated[list[PermissionName], msgspec.Meta(max_length=100)] | None = None
     """Permissions the key may use, a subset of yours; omitted means all of yours, now and later."""
-    expires_at: datetime | None = None
+    expires_at: AwareDateTime | None = None
 
 
 class ApiKeyList(Schema):

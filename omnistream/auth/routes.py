@@ -10,6 +10,7 @@ from omnistream.auth import service
 from omnistream.auth.schemas import AuthSession, LoginRequest, Profile, RegisterRequest
 from omnistream.config import Settings
 from omnistream.kit.deps import DB, AppSettings, CurrentActor, Throttle
+from omnistream.kit.openapi import ERRORS
 from omnistream.kit.schema import Message
 from omnistream.security.guards import PUBLIC, PUBLIC_RATE_LIMITED, access
 from omnistream.security.middleware import AUTH_COOKIE, client_ip, request_id
@@ -59,7 +60,7 @@ class AuthController(Controller):
         "/login",
         operation_id="login",
         summary="Login with email and password",
-        opt=PUBLIC,
+        opt={**PUBLIC, ERRORS: (401, 429)},
         status_code=200,
         description="Returns a JWT and sets it as an HttpOnly cookie. Repeated failures are refused with "
         "429 and Retry-After, per email and per client address.",

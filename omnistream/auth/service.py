@@ -14,7 +14,7 @@ from omnistream.auth import repository, sessions
 from omnistream.auth.schemas import AuthSession, LoginRequest, Profile, RegisterRequest
 from omnistream.config import Settings
 from omnistream.db import Database
-from omnistream.errors import BadRequest, Forbidden, Unauthorized
+from omnistream.errors import Forbidden, Unauthorized, Unprocessable
 from omnistream.roles import service as roles
 from omnistream.security import tokens
 from omnistream.security.passwords import verify_password
@@ -80,7 +80,7 @@ async def login(
                 await activity.record(conn, actor, "auth.login_failed", "agent", candidate["user_id"])
         raise Unauthorized(INVALID_LOGIN)
     if len(matches) > 1:
-        raise BadRequest(
+        raise Unprocessable(
             "this email belongs to several organisations; pass the organisation's slug as tenant", field="tenant"
         )
     match = matches[0]
@@ -99,7 +99,7 @@ async def login(
 
 async def logout(db: Database, actor: Actor) -> None:
     if actor.session_id is None:
-        raise BadRequest("API keys have no session to end; revoke the key with DELETE /api/api-keys/{id}")
+        raise Forbidden("API keys have no session to end; revoke the key with DELETE /api/api-keys/{id}")
     async with db.tenant(actor.tenant_id) as conn:
         await sessions.revoke(conn, actor.tenant_id, actor.session_id)
         await activity.record(conn, actor, "auth.logout", "agent", actor.user_id)

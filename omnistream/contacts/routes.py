@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -12,6 +11,7 @@ from omnistream.contacts.schemas import Channel, Contact, ContactList, ContactUp
 from omnistream.conversations import service as conversations
 from omnistream.conversations.schemas import ConversationList
 from omnistream.kit.deps import DB, CurrentActor, Paging
+from omnistream.kit.pagination import QueryDateTime
 from omnistream.kit.schema import NO_NUL
 from omnistream.security.guards import access
 
@@ -33,8 +33,8 @@ class ContactController(Controller):
         ] = None,
         tag: Annotated[str | None, QueryParameter(max_length=50, pattern=NO_NUL)] = None,
         channel: FromQuery[Channel | None] = None,
-        created_from: FromQuery[datetime | None] = None,
-        created_to: FromQuery[datetime | None] = None,
+        created_from: QueryDateTime = None,
+        created_to: QueryDateTime = None,
     ) -> ContactList:
         return await service.list_contacts(
             db, actor, params, q=q or None, tag=tag, channel=channel, created_from=created_from, created_to=created_to

@@ -6,21 +6,40 @@ from uuid import UUID
 
 import msgspec
 
-from omnistream.kit.schema import NO_NUL, Email, Input, Schema
+from omnistream.kit.schema import NO_NUL, WHITESPACE, Email, Input, Schema, pattern
+
+TAG_PATTERN = pattern(
+    rf"^[^\x00,]*[^{WHITESPACE}\x00,][^\x00,]*$", "must not be blank or contain a comma or a NUL character"
+)
+
+ATTRIBUTE_KEY_PATTERN = pattern(r"^[A-Za-z0-9_.-]+$", "may hold only letters, digits and _ . -")
 
 Channel = Literal["whatsapp", "messenger", "instagram", "email"]
-Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[^\x00,]*[^\s\x00,][^\x00,]*$")]
+Tag = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=50,
+        pattern=TAG_PATTERN,
+    ),
+]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=50)]
 Phone = Annotated[
     str,
     msgspec.Meta(
         min_length=3,
         max_length=32,
-        pattern=r"^\+?[ ()./-]*(?:[0-9][ ()./-]*){3,}$",
+        pattern=pattern(
+            r"^\+?[ ()./-]*(?:[0-9][ ()./-]*){3,}$",
+            "must be a phone number: digits (at least 3), optionally a leading + and separators ( ) . / - and spaces",
+        ),
         description="Digits, optionally a leading + and separators ( ) . / - and spaces; at least 3 digits",
     ),
 ]
-AttributeKey = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+AttributeKey = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=100, pattern=ATTRIBUTE_KEY_PATTERN),
+]
 AttributeValue = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)] | int | float | bool | None
 
 
@@ -43,7 +62,7 @@ class Contact(Schema):
 
 
 class ContactUpdate(Input):
-    name: Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^\x00]*$")] | msgspec.UnsetType = msgspec.UNSET
+    name: Annotated[str, msgspec.Meta(max_length=200, pattern=NO_NUL)] | msgspec.UnsetType = msgspec.UNSET
     phone: Phone | msgspec.UnsetType | None = msgspec.UNSET
     email: Email | msgspec.UnsetType | None = msgspec.UNSET
     tags: Tags | msgspec.UnsetType = msgspec.UNSET

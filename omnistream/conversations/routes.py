@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -22,8 +21,19 @@ from omnistream.conversations.schemas import (
     TakeoverRequest,
 )
 from omnistream.kit.deps import DB, CurrentActor, Paging
-from omnistream.kit.schema import NO_NUL
+from omnistream.kit.pagination import QueryDateTime
+from omnistream.kit.schema import NO_NUL, pattern
 from omnistream.security.guards import access
+
+_STATUS = "(?:open|pending|resolved|closed|expired)"
+STATUS_LIST = pattern(
+    rf"^ *{_STATUS} *(?:, *{_STATUS} *)*,? *$",
+    "must be one or more of open, pending, resolved, closed, expired, separated by commas",
+)
+ASSIGNEE = pattern(
+    r"^(?:me|unassigned|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$",
+    "must be an agent id, me or unassigned",
+)
 
 READ = access("agent", "conversations.read")
 WRITE = access("agent", "conversations.write")
@@ -51,19 +61,19 @@ class ConversationController(Controller):
             str | None,
             QueryParameter(
                 max_length=100,
-                pattern=NO_NUL,
+                pattern=STATUS_LIST,
                 description="One or more statuses, comma-separated: open,pending,resolved,closed,expired",
             ),
         ] = None,
         channel: FromQuery[Channel | None] = None,
         assignee: Annotated[
-            str | None, QueryParameter(max_length=40, pattern=NO_NUL, description="An agent id, 'me' or 'unassigned'")
+            str | None, QueryParameter(max_length=40, pattern=ASSIGNEE, description="An agent id, 'me' or 'unassigned'")
         ] = None,
         division_id: FromQuery[UUID | None] = None,
         tag: Annotated[str | None, QueryParameter(max_length=50, pattern=NO_NUL)] = None,
         contact_id: FromQuery[UUID | None] = None,
-        created_from: FromQuery[datetime | None] = None,
-        created_to: FromQuery[datetime | None] = None,
+        created_from: QueryDateTime = None,
+        created_to: QueryDateTime = None,
         q: Annotated[
             str | None,
             QueryParameter(

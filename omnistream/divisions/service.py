@@ -19,7 +19,7 @@ from omnistream.divisions.schemas import (
     DivisionUpdate,
     DivisionWithAgents,
 )
-from omnistream.errors import BadRequest, Conflict, not_found
+from omnistream.errors import Conflict, Unprocessable, not_found
 from omnistream.kit.pagination import Cursor, ListParams, page_of
 from omnistream.security.principal import Actor
 
@@ -55,7 +55,7 @@ async def _check_active_agents(conn: asyncpg.Connection, tenant_id: UUID, agent_
     found = await agents.lock_active_ids(conn, tenant_id, agent_ids)
     invalid = [str(agent_id) for agent_id in agent_ids if agent_id not in found]
     if invalid:
-        raise BadRequest(
+        raise Unprocessable(
             f"not active agents of this organisation: {', '.join(invalid)}",
             field="agent_ids",
             invalid_agent_ids=invalid,

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.utils.empty import value_or_default
 
@@ -29,6 +29,31 @@ def _error(exc: msgspec.ValidationError) -> dict[str, str]:
     return {"message": message, "key": field or "data", "source": "body"}
 
 
+def _decode(body: bytes, target: Any) -> Any:
+    try:
+        return msgspec.json.decode(body, type=target, strict=True)
+    except msgspec.ValidationError as exc:
+        if not str(exc).startswith("Expected `int`, got `float`"):
+            raise
+    # JSON has one number type: 2.0 is the integer 2 (JSON Schema says so too), which msgspec's
+    # strict decoding refuses. Such a body is decoded again with whole floats read as integers.
+    return msgspec.convert(_whole_floats_as_ints(msgspec.json.decode(body)), target, strict=True)
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _whole_floats_as_ints(item) for key, item in value.items()}
+    return value
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
 class StrictBodyRequest(Request[Any, Any, Any]):
     """Litestar decodes a JSON body to plain values and then converts them leniently (strict=False,
     which it needs for query strings): "60" became 60, "NULL" became null and 1 became true. Here
@@ -40,8 +65,15 @@ class StrictBodyRequest(Request[Any, Any, Any]):
         if target is None or value_or_default(self._connection_state.json, None) is not None:
             return await super().json()
         body = await self.body()
+        if body and not _is_json(self.content_type[0]):
+            # A form or text/plain body is what a page on another site can send without asking:
+            # besides being the wrong type, it is how cross-site requests arrive.
+            raise HTTPException(
+                status_code=415,
+                detail=f"the body must be JSON, sent as application/json, not {self.content_type[0] or 'untyped'}",
+            )
         try:
-            value = msgspec.json.decode(body or b"null", type=target, strict=True)
+            value = _decode(body or b"null", target)
         except msgspec.ValidationError as exc:
             raise ValidationException(
                 detail=f"Validation failed for {self.method} {self.url.path}", extra=[_error(exc)]

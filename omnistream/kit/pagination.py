@@ -10,10 +10,15 @@ from uuid import UUID
 
 from litestar.params import QueryParameter
 
-from omnistream.errors import BadRequest
-from omnistream.kit.schema import NO_NUL
+from omnistream.errors import Unprocessable
+from omnistream.kit.schema import pattern
 
 MAX_PER_PAGE = 100
+CURSOR = pattern(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+ -][0-9]{2}:[0-9]{2})?"
+    r"\|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    "must be a cursor as next_cursor gives it: an ISO 8601 time, |, an id",
+)
 T = TypeVar("T")
 
 
@@ -38,7 +43,7 @@ class Cursor:
                 at = at.replace(tzinfo=UTC)
             return cls(at=at, id=UUID(id_text))
         except ValueError as exc:
-            raise BadRequest("cursor must look like 2024-08-25T15:00:00Z|<uuid>", field="cursor") from exc
+            raise Unprocessable("cursor does not name a real moment: use next_cursor as given", field="cursor") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +78,7 @@ def list_params(
     per_page: Annotated[int, QueryParameter(ge=1, le=MAX_PER_PAGE, description="Items per page")] = 20,
     cursor: Annotated[
         str | None,
-        QueryParameter(max_length=100, pattern=NO_NUL, description="Keyset cursor from next_cursor: ISO8601|uuid"),
+        QueryParameter(max_length=100, pattern=CURSOR, description="Keyset cursor from next_cursor: ISO8601|uuid"),
     ] = None,
     sort_order: Annotated[Literal["asc", "desc"], QueryParameter(description="Sort direction")] = "desc",
 ) -> ListParams:
@@ -99,14 +104,41 @@ def page_of(
     return rows, None
 
 
-def date_range(created_from: datetime | None, created_to: datetime | None) -> tuple[datetime | None, datetime | None]:
+QUERY_DATE_TIME = pattern(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?$",
+    "must be an ISO 8601 date-time, such as 2024-08-25T15:00:00Z (without an offset it is UTC)",
+)
+QueryDateTime = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=40,
+        pattern=QUERY_DATE_TIME,
+        description="An ISO 8601 date-time, such as 2024-08-25T15:00:00Z; without an offset it is UTC",
+    ),
+]
+"""A moment in a query string. Parsed here rather than by the framework, so that exactly the form
+the pattern describes is read (the framework would also take a number of seconds, or a space)."""
+
+
+def date_range(created_from: str | None, created_to: str | None) -> tuple[datetime | None, datetime | None]:
     """A list's creation-time filter: a time without an offset is UTC (as in cursors), and the
     range must not run backwards."""
-    created_from = _utc(created_from, "created_from")
-    created_to = _utc(created_to, "created_to")
+    created_from = _utc(_moment(created_from, "created_from"), "created_from")
+    created_to = _utc(_moment(created_to, "created_to"), "created_to")
     if created_from and created_to and created_from > created_to:
-        raise BadRequest("created_from must not be after created_to", field="created_from")
+        raise Unprocessable("created_from must not be after created_to", field="created_from")
     return created_from, created_to
+
+
+def _moment(text: str | None, field: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise Unprocessable(
+            f"{field} names no real moment (the pattern fits, the calendar does not)", field=field
+        ) from exc
 
 
 def _utc(moment: datetime | None, field: str) -> datetime | None:
@@ -117,4 +149,4 @@ def _utc(moment: datetime | None, field: str) -> datetime | None:
     try:
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (OverflowError, ValueError) as exc:
-        raise BadRequest(f"{field} is out of range", field=field) from exc
+        raise Unprocessable(f"{field} is out of range", field=field) from exc

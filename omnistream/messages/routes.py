@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -9,6 +8,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from omnistream.contacts.schemas import Channel
 from omnistream.kit.deps import DB, CurrentActor, Jobs, Paging
+from omnistream.kit.pagination import QueryDateTime
 from omnistream.kit.schema import NO_NUL
 from omnistream.messages import service
 from omnistream.messages.schemas import ChatMessage, ChatMessageList, MessageSearchResult, MessageSend
@@ -68,8 +68,8 @@ class MessageSearchController(Controller):
         channel: FromQuery[Channel | None] = None,
         conversation_id: FromQuery[UUID | None] = None,
         direction: FromQuery[Literal["inbound", "outbound"] | None] = None,
-        created_from: FromQuery[datetime | None] = None,
-        created_to: FromQuery[datetime | None] = None,
+        created_from: QueryDateTime = None,
+        created_to: QueryDateTime = None,
     ) -> MessageSearchResult:
         return await service.search_messages(
             db,

@@ -7,7 +7,7 @@ from uuid import UUID
 import msgspec
 
 from omnistream.contacts.schemas import Channel
-from omnistream.kit.schema import Input, Schema
+from omnistream.kit.schema import NO_NUL, NOT_BLANK, WHITESPACE, Input, Schema, pattern
 
 MessageType = Literal[
     "text",
@@ -26,9 +26,11 @@ MessageType = Literal[
 SendableType = Literal["text", "image", "audio", "video", "document", "location", "template"]
 MEDIA_TYPES = ("image", "audio", "video", "document")
 
-Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s\x00]+$")]
-ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
-Body = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
+URL_PATTERN = pattern(rf"^https?://[^{WHITESPACE}\x00]+$", "must be an http or https URL")
+
+Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=URL_PATTERN)]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)]
+Body = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=NOT_BLANK)]
 
 
 class ChatMessage(Schema):
@@ -70,9 +72,18 @@ class MessageSearchResult(Schema):
     total: int
 
 
+MEDIA_TYPE_PATTERN = pattern(r"^[A-Za-z0-9_.+-]+/[A-Za-z0-9_.+-]+$", "must be a media type, such as image/jpeg")
+
+
 class Media(Input):
     url: Url
-    mime_type: Annotated[str, msgspec.Meta(max_length=100, pattern=r"^[\w.+-]+/[\w.+-]+$")] | None = None
+    mime_type: (
+        Annotated[
+            str,
+            msgspec.Meta(max_length=100, pattern=MEDIA_TYPE_PATTERN),
+        ]
+        | None
+    ) = None
     filename: ShortText | None = None
 
 
@@ -83,9 +94,28 @@ class Location(Input):
     address: ShortText | None = None
 
 
+TEMPLATE_NAME_PATTERN = pattern(r"^[a-z0-9_]+$", "may hold only lowercase letters, digits and _")
+
+LANGUAGE_PATTERN = pattern(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]+)*$", "must be a language code, such as en or pt_BR")
+
+
 class Template(Input):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")]
-    language: Annotated[str, msgspec.Meta(min_length=2, max_length=15, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]+)*$")]
+    name: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=512,
+            pattern=TEMPLATE_NAME_PATTERN,
+        ),
+    ]
+    language: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=2,
+            max_length=15,
+            pattern=LANGUAGE_PATTERN,
+        ),
+    ]
     components: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=20)] = []
 
 

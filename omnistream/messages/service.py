@@ -16,7 +16,7 @@ from omnistream.activity import service as activity
 from omnistream.contacts.schemas import Channel
 from omnistream.conversations import service as conversations
 from omnistream.db import Database
-from omnistream.errors import BadRequest, Conflict, Unprocessable
+from omnistream.errors import Conflict, Unprocessable
 from omnistream.kit.pagination import ListParams, date_range, page_of
 from omnistream.messages import repository
 from omnistream.messages.schemas import (
@@ -193,13 +193,13 @@ def _content(data: MessageSend) -> dict[str, Any]:
     for field, needed in needs.items():
         present = getattr(data, field) is not None
         if needed and not present:
-            raise BadRequest(f"a {data.type} message needs {field}", field=field)
+            raise Unprocessable(f"a {data.type} message needs {field}", field=field)
         if present and not needed:
-            raise BadRequest(f"{field} does not belong in a {data.type} message", field=field)
+            raise Unprocessable(f"{field} does not belong in a {data.type} message", field=field)
     if data.type == "text" and data.text is None:
-        raise BadRequest("a text message needs text", field="text")
+        raise Unprocessable("a text message needs text", field="text")
     if data.type in ("location", "template", "audio") and data.text is not None:
-        raise BadRequest(f"a {data.type} message has no text", field="text")
+        raise Unprocessable(f"a {data.type} message has no text", field="text")
     for field in ("media", "location", "template"):
         value = getattr(data, field)
         if value is not None:
@@ -267,11 +267,11 @@ async def search_messages(
     channel: str | None,
     conversation_id: UUID | None,
     direction: str | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
+    created_from: str | None,
+    created_to: str | None,
 ) -> MessageSearchResult:
     if not q.strip():
-        raise BadRequest("q must contain a word to search for", field="q")
+        raise Unprocessable("q must contain a word to search for", field="q")
     created_from, created_to = date_range(created_from, created_to)
     filters: dict[str, Any] = {
         "q": q,

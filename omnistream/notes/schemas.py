@@ -6,9 +6,9 @@ from uuid import UUID
 
 import msgspec
 
-from omnistream.kit.schema import Input, Schema
+from omnistream.kit.schema import NOT_BLANK, Input, Schema
 
-NoteBody = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
+NoteBody = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=NOT_BLANK)]
 
 
 class Note(Schema):

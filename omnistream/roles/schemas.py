@@ -7,9 +7,9 @@ from uuid import UUID
 import msgspec
 
 from omnistream.kit.schema import Input, Name, Schema, Text
+from omnistream.security.permissions import PermissionName
 
 BaseRole = Literal["agent", "supervisor", "admin"]
-PermissionName = Annotated[str, msgspec.Meta(max_length=64)]
 
 
 class Role(Schema):

@@ -10,7 +10,7 @@ import msgspec
 from omnistream.activity import service as activity
 from omnistream.auth import sessions
 from omnistream.db import Database
-from omnistream.errors import BadRequest, Conflict, Forbidden, not_found
+from omnistream.errors import Conflict, Forbidden, Unprocessable, not_found
 from omnistream.roles import repository
 from omnistream.roles.schemas import (
     Permission,
@@ -34,15 +34,6 @@ def _role(row: asyncpg.Record) -> Role:
     values = dict(row)
     values["permissions"] = sorted(role_permissions(row["base_role"], row["is_builtin"], row["permissions"]))
     return Role(**values)
-
-
-def _check_permissions(names: list[str]) -> list[str]:
-    unknown = sorted(set(names) - PERMISSIONS.keys())
-    if unknown:
-        raise BadRequest(
-            f"unknown permissions: {', '.join(unknown)}; GET /api/permissions lists them", field="permissions"
-        )
-    return sorted(set(names))
 
 
 def _check_grantable(actor: Actor, base_role: str, permissions: frozenset[str] | set[str]) -> None:
@@ -78,7 +69,7 @@ async def lock_for_assignment(conn: asyncpg.Connection, actor: Actor, role_id: U
     returns whether it is the built-in admin role."""
     row = await repository.lock(conn, actor.tenant_id, role_id)
     if row is None:
-        raise BadRequest("no such role in this organisation", field="role_id")
+        raise Unprocessable("no such role in this organisation", field="role_id")
     role = await get_in(conn, actor.tenant_id, role_id)
     _check_grantable(actor, role.base_role, set(role.permissions))
     return bool(row["is_builtin"] and row["base_role"] == "admin")
@@ -106,7 +97,7 @@ async def get_role(db: Database, actor: Actor, role_id: UUID) -> Role:
 
 
 async def create_role(db: Database, actor: Actor, data: RoleCreate) -> Role:
-    permissions = _check_permissions(data.permissions)
+    permissions = sorted(set(data.permissions))
     _check_grantable(actor, data.base_role, set(permissions))
     name = data.name.strip()
     async with db.tenant(actor.tenant_id) as conn:
@@ -149,7 +140,7 @@ async def update_role(db: Database, actor: Actor, role_id: UUID, data: RoleUpdat
         changes = msgspec.structs.asdict(data)
         changes = {k: v for k, v in changes.items() if v is not msgspec.UNSET}
         if "permissions" in changes:
-            changes["permissions"] = _check_permissions(changes["permissions"])
+            changes["permissions"] = sorted(set(changes["permissions"]))
         if "name" in changes:
             changes["name"] = changes["name"].strip()
             if await repository.name_taken(conn, actor.tenant_id, changes["name"], role_id):

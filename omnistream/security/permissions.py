@@ -8,6 +8,7 @@ roles follow the spec's "minimum role" column exactly.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Literal
 
 
 class RoleLevel(IntEnum):
@@ -50,6 +51,9 @@ PERMISSIONS: dict[str, str] = {
     "working_hours.read": "See working hours",
     "working_hours.manage": "Change working hours and the tenant time zone",
 }
+
+PermissionName = Literal[tuple(PERMISSIONS)]  # type: ignore[valid-type]
+"""One of the permissions above, as a request names it."""
 
 _LEAST_ROLE: dict[str, RoleLevel] = {
     "agents.read": RoleLevel.agent,

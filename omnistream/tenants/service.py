@@ -10,11 +10,14 @@ from zoneinfo import available_timezones
 import asyncpg
 
 from omnistream.db import Savepoint
-from omnistream.errors import BadRequest, Conflict, not_found
+from omnistream.errors import Conflict, Unprocessable, not_found
+from omnistream.kit.schema import pattern
 from omnistream.tenants import repository
 from omnistream.tenants.schemas import Tenant
 
-SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+SLUG_PATTERN = pattern(
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", "may hold only lowercase letters, digits and dashes, not at either end"
+)
 SLUG_ATTEMPTS = 5
 # "localtime" (the server's own zone), "Factory" and "posixrules" are files of the zone
 # database, not zones a tenant can mean.
@@ -29,7 +32,7 @@ def slugify(name: str) -> str:
 
 def check_timezone(timezone: str) -> str:
     if timezone not in _TIMEZONES:
-        raise BadRequest(f"unknown time zone {timezone!r}; use an IANA name such as Europe/Berlin", field="timezone")
+        raise Unprocessable(f"unknown time zone {timezone!r}; use an IANA name such as Europe/Berlin", field="timezone")
     return timezone
 
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import msgspec
 
-from omnistream.kit.schema import Input, Schema
+from omnistream.kit.schema import NO_NUL, Input, Schema
 
 
 class Transfer(Schema):
@@ -25,7 +25,7 @@ class TransferRequest(Input):
     to_agent_id: UUID | None = None
     to_division_id: UUID | None = None
     """With only a division the conversation waits unassigned in that division's queue."""
-    reason: Annotated[str, msgspec.Meta(max_length=1000, pattern=r"^[^\x00]*$")] = ""
+    reason: Annotated[str, msgspec.Meta(max_length=1000, pattern=NO_NUL)] = ""
 
 
 class TransferList(Schema):

@@ -6,19 +6,27 @@ from uuid import UUID
 
 import msgspec
 
-from omnistream.kit.schema import Input, Name, Schema
+from omnistream.kit.schema import Input, Name, Schema, pattern
+
+START_TIME_PATTERN = pattern(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$", "must be a time of day as HH:MM, such as 09:00")
+
+END_TIME_PATTERN = pattern(
+    r"^(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", "must be a time of day as HH:MM (or 24:00), such as 17:30"
+)
 
 Weekday = Annotated[int, msgspec.Meta(ge=0, le=6, description="0 = Monday ... 6 = Sunday")]
 StartTime = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^(?:[01]\d|2[0-3]):[0-5]\d$", description="Local wall-clock time, HH:MM", examples=["09:00"]
+        pattern=START_TIME_PATTERN,
+        description="Local wall-clock time, HH:MM",
+        examples=["09:00"],
     ),
 ]
 EndTime = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^(?:(?:[01]\d|2[0-3]):[0-5]\d|24:00)$",
+        pattern=END_TIME_PATTERN,
         description="Local wall-clock time, HH:MM, after start; 24:00 is the end of the day",
         examples=["17:30"],
     ),

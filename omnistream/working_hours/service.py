@@ -13,7 +13,7 @@ import asyncpg
 from omnistream.activity import service as activity
 from omnistream.db import Database
 from omnistream.divisions import service as divisions
-from omnistream.errors import BadRequest, not_found
+from omnistream.errors import Unprocessable, not_found
 from omnistream.security.principal import Actor
 from omnistream.tenants import service as tenants
 from omnistream.working_hours import repository, schedule
@@ -41,9 +41,9 @@ def _check_day(ranges: Sequence[TimeRange | Period], field: str, indexes: Sequen
     )
     for start, end, i in spans:
         if end <= start:
-            raise BadRequest(f"end ({schedule.format_clock(end)}) must be after start", field=f"{field}[{i}].end")
+            raise Unprocessable(f"end ({schedule.format_clock(end)}) must be after start", field=f"{field}[{i}].end")
         if previous is not None and start < previous[1]:
-            raise BadRequest(
+            raise Unprocessable(
                 f"overlaps {field}[{previous[2]}] "
                 f"({schedule.format_clock(previous[0])}-{schedule.format_clock(previous[1])})",
                 field=f"{field}[{i}]",
@@ -59,7 +59,7 @@ def _normalised(data: WorkingHoursUpdate) -> tuple[list[Period], list[Holiday]]:
     seen: dict[dt.date, int] = {}
     for h, holiday in enumerate(data.holidays):
         if holiday.date in seen:
-            raise BadRequest(
+            raise Unprocessable(
                 f"{holiday.date.isoformat()} is already holidays[{seen[holiday.date]}]", field=f"holidays[{h}].date"
             )
         seen[holiday.date] = h
