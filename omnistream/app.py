@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 
 import omnistream
 from omnistream import logging as app_logging
+from omnistream.auth import sessions
 from omnistream.config import Settings, load_settings
 from omnistream.db import Database
 from omnistream.errors import PROBLEM_DETAILS
@@ -138,7 +139,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             window_seconds=settings.login_failure_window_seconds,
         )
         try:
-            yield
+            # Every API process hears the others' changes to who is who (auth.sessions caches it).
+            async with sessions.change_feed(redis, f"{settings.redis_prefix}:identity-changes"):
+                yield
         finally:
             await arq.aclose()
             await redis.aclose()

@@ -131,16 +131,16 @@ async def update_agent(db: Database, actor: Actor, agent_id: UUID, data: AgentUp
             raise Conflict(f"an agent with email {values['email']!r} exists", field="email")
         await repository.update(conn, actor.tenant_id, agent_id, **values)
         if values.get("status") == "suspended" or password is not None:
-            # A suspended agent, or one whose password was reset, is signed out everywhere.
+            # A suspended agent, or one whose password was reset, is signed out everywhere and its
+            # keys stop working: whoever held the old password may have made a key with it.
             await sessions.revoke_all_for_user(conn, actor.tenant_id, agent_id)
-        if values.get("status") == "suspended":
             await api_keys.revoke_all_for_user(conn, actor.tenant_id, agent_id)
         logged = {k: (str(v) if isinstance(v, UUID) else v) for k, v in changes.items()}
         if password is not None:
             logged["password"] = "changed"
         await activity.record(conn, actor, "agent.updated", "agent", agent_id, changes=logged)
         agent = await repository.get(conn, actor.tenant_id, agent_id)
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)
     assert agent is not None
     return agent
 
@@ -172,4 +172,4 @@ async def delete_agent(db: Database, actor: Actor, agent_id: UUID) -> None:
         await sessions.revoke_all_for_user(conn, actor.tenant_id, agent_id)
         await api_keys.revoke_all_for_user(conn, actor.tenant_id, agent_id)
         await activity.record(conn, actor, "agent.deleted", "agent", agent_id, email=agent.email)
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)

@@ -103,7 +103,7 @@ async def logout(db: Database, actor: Actor) -> None:
     async with db.tenant(actor.tenant_id) as conn:
         await sessions.revoke(conn, actor.tenant_id, actor.session_id)
         await activity.record(conn, actor, "auth.logout", "agent", actor.user_id)
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)
 
 
 async def refresh(db: Database, settings: Settings, actor: Actor) -> AuthSession:

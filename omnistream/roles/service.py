@@ -173,7 +173,7 @@ async def update_role(db: Database, actor: Actor, role_id: UUID, data: RoleUpdat
         await repository.update(conn, actor.tenant_id, role_id, **merged)
         await activity.record(conn, actor, "role.updated", "role", role_id, changes=changes)
         row = await repository.get(conn, actor.tenant_id, role_id)
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)
     return _role(row)
 
 
@@ -190,7 +190,7 @@ async def delete_role(db: Database, actor: Actor, role_id: UUID) -> None:
             raise Conflict(f"the role is held by {row['agent_count']} agent(s); move them to another role first")
         await repository.delete(conn, actor.tenant_id, role_id)
         await activity.record(conn, actor, "role.deleted", "role", role_id, name=row["name"])
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)
 
 
 def permission_catalogue() -> PermissionList:

@@ -94,8 +94,9 @@ class AuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
             return AuthenticationResult(
                 user=msgspec.structs.replace(actor, ip=client_ip(connection), request_id=request_id()), auth=None
             )
+        looked_up_at = sessions.generation()
         result = await super().authenticate_token(encoded_token, connection)
-        sessions.remember_token_actor(encoded_token, result.user, result.auth.exp)
+        sessions.remember_token_actor(encoded_token, result.user, result.auth.exp, looked_up_at)
         return result
 
 
