@@ -67,23 +67,26 @@ async def login(
         candidates = await repository.login_candidates(conn, email)
     if data.tenant is not None:
         candidates = [c for c in candidates if c["tenant_slug"] == data.tenant.lower()]
-    matches = [c for c in candidates if await verify_password(c["password_hash"], data.password)]
-    if not candidates:
-        await verify_password(None, data.password)  # same time as a wrong password
-    if not matches:
+    elif len(candidates) > 1:
+        # Which organisation is meant is for the client to say. Trying the password on each account
+        # would tell the holder of one of them whether another organisation's account has the same
+        # password, and record their attempts in organisations that are not theirs.
+        raise BadRequest(
+            "this email belongs to several organisations; pass the organisation's slug as tenant", field="tenant"
+        )
+    # At most one account now: the one the sign-in was addressed to.
+    candidate = candidates[0] if candidates else None
+    if not await verify_password(candidate["password_hash"] if candidate else None, data.password):
         await throttle.failed(email, throttle_ip)
-        for candidate in candidates:
+        if candidate is not None:
             async with db.tenant(candidate["tenant_id"]) as conn:
                 actor = await _actor_in(
                     conn, candidate["tenant_id"], candidate["user_id"], ip=ip, request_id=request_id
                 )
                 await activity.record(conn, actor, "auth.login_failed", "agent", candidate["user_id"])
         raise Unauthorized(INVALID_LOGIN)
-    if len(matches) > 1:
-        raise BadRequest(
-            "this email belongs to several organisations; pass the organisation's slug as tenant", field="tenant"
-        )
-    match = matches[0]
+    assert candidate is not None
+    match = candidate
     if match["tenant_status"] != "active":
         raise Forbidden("this organisation is suspended")
     if match["user_status"] != "active":
