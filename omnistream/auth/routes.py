@@ -61,8 +61,9 @@ class AuthController(Controller):
         summary="Login with email and password",
         opt=PUBLIC,
         status_code=200,
-        description="Returns a JWT and sets it as an HttpOnly cookie. Repeated failures are refused with "
-        "429 and Retry-After, per email and per client address.",
+        description="Returns a JWT and sets it as an HttpOnly cookie. Repeated failures from one client "
+        "address, or for one email from one address, are refused with 429 and Retry-After; many failures for "
+        "one email from everywhere slow its sign-ins down.",
     )
     async def login(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -60,9 +61,11 @@ async def login(
     request_id: str | None,
 ) -> AuthSession:
     email = data.email.lower()
-    # Clients without a usable address share one budget; only real addresses are stored.
-    throttle_ip = ip or "unknown"
-    await throttle.check(email, throttle_ip)
+    delay = await throttle.check(email, ip)
+    if delay:
+        # The email is being guessed at from many addresses: every attempt waits, the owner's too,
+        # and none is refused for it.
+        await asyncio.sleep(delay)
     async with db.anonymous() as conn:
         candidates = await repository.login_candidates(conn, email)
     if data.tenant is not None:
@@ -77,7 +80,7 @@ async def login(
     # At most one account now: the one the sign-in was addressed to.
     candidate = candidates[0] if candidates else None
     if not await verify_password(candidate["password_hash"] if candidate else None, data.password):
-        await throttle.failed(email, throttle_ip)
+        await throttle.failed(email, ip)
         if candidate is not None:
             async with db.tenant(candidate["tenant_id"]) as conn:
                 actor = await _actor_in(
@@ -91,7 +94,7 @@ async def login(
         raise Forbidden("this organisation is suspended")
     if match["user_status"] != "active":
         raise Forbidden("this account is suspended")
-    await throttle.succeeded(email)
+    await throttle.succeeded(email, ip)
     async with db.tenant(match["tenant_id"]) as conn:
         actor = await _actor_in(conn, match["tenant_id"], match["user_id"], ip=ip, request_id=request_id)
         await agents.touch_last_seen(conn, actor.tenant_id, actor.user_id)
