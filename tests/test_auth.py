@@ -474,8 +474,10 @@ async def test_logout_with_cookie_ends_cookie_session(client: AsyncTestClient, t
     assert (await client.post("/api/auth/login", json={"email": tenant.admin_email, "password": PASSWORD})).is_success
     token = client.cookies.get("omnistream_session", "").strip('"').removeprefix("Bearer ")
     assert token
-    response = await client.post("/api/auth/logout")
+    response = await client.post("/api/auth/logout", headers={"X-CSRF-Token": client.cookies["omnistream_csrf"]})
     assert response.status_code == 200, response.text
+    assert [c for c in response.headers.get_list("set-cookie") if c.startswith("omnistream_csrf=")]
+    assert "omnistream_csrf" not in client.cookies
     assert (await client.get("/api/auth/me")).status_code == 401
     client.cookies.clear()
     problem(await client.get("/api/auth/me", headers=bearer(token)), 401)

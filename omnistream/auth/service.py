@@ -17,7 +17,7 @@ from omnistream.config import Settings
 from omnistream.db import Database
 from omnistream.errors import BadRequest, Forbidden, Unauthorized
 from omnistream.roles import service as roles
-from omnistream.security import tokens
+from omnistream.security import csrf, tokens
 from omnistream.security.passwords import verify_password
 from omnistream.security.permissions import RoleLevel
 from omnistream.security.principal import Actor
@@ -189,4 +189,10 @@ def _auth_session(
         session_id=session_id,
         expires_at=expires_at,
     )
-    return AuthSession(access_token=token, token_type="bearer", expires_at=expires_at, agent=profile)
+    return AuthSession(
+        access_token=token,
+        token_type="bearer",
+        expires_at=expires_at,
+        agent=profile,
+        csrf_token=csrf.token_for(settings.jwt_secret, session_id),
+    )
