@@ -69,14 +69,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             parse_networks(self.trusted_proxies)
         except ValueError as exc:
             raise SettingsError(f"OMNISTREAM_TRUSTED_PROXIES: {exc}") from exc
-        for field in ("login_max_failures_per_ip", "login_max_failures_per_ip_and_email"):
+        for field in (
+            "login_max_failures_per_ip",
+            "login_max_failures_per_ip_and_email",
+            "login_slowdown_after_failures_per_email",
+        ):
             if getattr(self, field) < 1:
                 raise SettingsError(f"{ENVIRONMENT[field]} must be at least 1")
-        if self.login_slowdown_after_failures_per_email < 1 or self.login_slowdown_seconds < 0:
-            raise SettingsError(
-                "OMNISTREAM_LOGIN_SLOWDOWN_AFTER_FAILURES_PER_EMAIL must be at least 1 and "
-                "OMNISTREAM_LOGIN_SLOWDOWN_SECONDS not negative"
-            )
+        if self.login_slowdown_seconds < 0:
+            raise SettingsError("OMNISTREAM_LOGIN_SLOWDOWN_SECONDS must not be negative")
         if self.is_production:
             if self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret) < 32:
                 raise SettingsError(

@@ -452,7 +452,7 @@ async def test_suspend_signs_out_and_blocks_sign_in(client: AsyncTestClient, ten
     assert response.json()["status"] == "suspended"
     assert_problem(await client.get("/api/auth/me", headers=agent["headers"]), 401)
     assert_problem(await client.get("/api/agents", headers=key_headers), 401)
-    assert (await login(client, agent["email"])).status_code in (401, 403)
+    assert_problem(await login(client, agent["email"]), 403)  # the right password, for a suspended account
 
     # Reactivated, the agent signs in again; old sessions and keys stay dead.
     response = await client.patch(f"/api/agents/{agent['id']}", json={"status": "active"}, headers=tenant.headers)
