@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 
 import omnistream
 from omnistream import logging as app_logging
+from omnistream.auth import sessions
 from omnistream.config import Settings, load_settings
 from omnistream.db import Database
 from omnistream.errors import PROBLEM_DETAILS
@@ -44,6 +45,7 @@ from omnistream.kit.deps import dependencies, resolve_dependencies_in_line
 from omnistream.kit.routing import repair_options_answers
 from omnistream.security.guards import NOT_RATE_LIMITED, authorize
 from omnistream.security.middleware import jwt_auth
+from omnistream.security.proxies import ForwardedClientMiddleware, rate_limit_identifier
 from omnistream.security.rate_limits import LoginThrottle
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -137,12 +139,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.throttle = LoginThrottle(
             settings.redis_url,
             settings.redis_prefix,
-            per_email=settings.login_max_failures_per_email,
             per_ip=settings.login_max_failures_per_ip,
+            per_ip_and_email=settings.login_max_failures_per_ip_and_email,
+            slow_after_per_email=settings.login_slowdown_after_failures_per_email,
+            slowdown_seconds=settings.login_slowdown_seconds,
             window_seconds=settings.login_failure_window_seconds,
         )
         try:
-            yield
+            # Every API process hears the others' changes to who is who (auth.sessions caches it).
+            async with sessions.change_feed(redis, f"{settings.redis_prefix}:identity-changes"):
+                yield
         finally:
             await arq.aclose()
             await redis.aclose()
@@ -155,7 +161,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         rate_limit=("minute", settings.public_requests_per_minute),
         exclude_opt_key=NOT_RATE_LIMITED,
         store="public_rate_limit",
+        identifier_for_request=rate_limit_identifier,
     )
+    # Outermost of all: everything after it sees the client, not the proxy in front of the API.
+    proxies = settings.trusted_proxy_networks
+    forwarded_client = [DefineMiddleware(ForwardedClientMiddleware, proxies=proxies)] if proxies else []
     rate_limit_store = (
         RedisStore.with_client(url=settings.redis_url, namespace=f"{settings.redis_prefix}:public-rate-limit")
         if settings.redis_url
@@ -178,7 +188,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[
             auth.on_app_init,
             _outside_auth(
-                DefineMiddleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER), prometheus.middleware
+                *forwarded_client,
+                DefineMiddleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER),
+                prometheus.middleware,
             ),
         ],
         before_send=[_request_id_on_every_response],

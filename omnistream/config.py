@@ -7,6 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from omnistream.security.proxies import Network, parse_networks
+
 DEFAULT_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"
 
 
@@ -35,9 +37,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_statement_cache_size: int = 100
     """Prepared statements kept per connection; 0 behind a transaction pooler that cannot carry
     them (pgbouncer before 1.21, or with max_prepared_statements = 0)."""
-    login_max_failures_per_email: int = 5
     login_max_failures_per_ip: int = 20
+    """Failed sign-ins from one client address (any email) before that address is refused."""
+    login_max_failures_per_ip_and_email: int = 5
+    """Failed sign-ins for one email from one client address before that address is refused for it."""
+    login_slowdown_after_failures_per_email: int = 50
+    """Failed sign-ins for one email from all addresses after which each attempt for it waits."""
+    login_slowdown_seconds: float = 3.0
     login_failure_window_seconds: int = 900
+    trusted_proxies: str = ""
+    """Addresses or CIDRs of the proxies in front of the API, whose X-Forwarded-For is believed."""
     public_requests_per_minute: int = 120
     """Requests per minute and client address to the endpoints without authentication."""
     log_json: bool = False
@@ -51,10 +60,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.env == "production"
 
     @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
+    @property
     def embedded(self) -> bool:
         return not (self.database_url and self.redis_url)
 
     def validate(self) -> Settings:
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"OMNISTREAM_TRUSTED_PROXIES: {exc}") from exc
+        for field in (
+            "login_max_failures_per_ip",
+            "login_max_failures_per_ip_and_email",
+            "login_slowdown_after_failures_per_email",
+        ):
+            if getattr(self, field) < 1:
+                raise SettingsError(f"{ENVIRONMENT[field]} must be at least 1")
+        if self.login_slowdown_seconds < 0:
+            raise SettingsError("OMNISTREAM_LOGIN_SLOWDOWN_SECONDS must not be negative")
         if self.is_production:
             if self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret) < 32:
                 raise SettingsError(
@@ -93,8 +119,11 @@ ENVIRONMENT = {
     "db_pool_min": "OMNISTREAM_DB_POOL_MIN",
     "db_pool_max": "OMNISTREAM_DB_POOL_MAX",
     "db_statement_cache_size": "OMNISTREAM_DB_STATEMENT_CACHE_SIZE",
-    "login_max_failures_per_email": "OMNISTREAM_LOGIN_MAX_FAILURES_PER_EMAIL",
     "login_max_failures_per_ip": "OMNISTREAM_LOGIN_MAX_FAILURES_PER_IP",
+    "login_max_failures_per_ip_and_email": "OMNISTREAM_LOGIN_MAX_FAILURES_PER_IP_AND_EMAIL",
+    "login_slowdown_after_failures_per_email": "OMNISTREAM_LOGIN_SLOWDOWN_AFTER_FAILURES_PER_EMAIL",
+    "login_slowdown_seconds": "OMNISTREAM_LOGIN_SLOWDOWN_SECONDS",
+    "trusted_proxies": "OMNISTREAM_TRUSTED_PROXIES",
     "login_failure_window_seconds": "OMNISTREAM_LOGIN_FAILURE_WINDOW_SECONDS",
     "public_requests_per_minute": "OMNISTREAM_PUBLIC_REQUESTS_PER_MINUTE",
     "log_json": "OMNISTREAM_LOG_JSON",

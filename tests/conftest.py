@@ -19,8 +19,10 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
+from litestar.testing.transport import TestClientTransport
 
 from omnistream.app import create_app
 from omnistream.config import Settings, load_settings
@@ -104,6 +106,32 @@ def settings(servers: Servers, database: str) -> Settings:
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         yield test_client
+
+
+class _PeerTransport(TestClientTransport):  # type: ignore[type-arg]
+    def __init__(self, client: AsyncTestClient, host: str) -> None:
+        super().__init__(client=client)
+        self.host = host
+
+    def parse_request(self, request: httpx.Request) -> dict[str, Any]:
+        scope = super().parse_request(request)
+        scope["client"] = (self.host, 40000)
+        return scope
+
+    async def __aenter__(self) -> _PeerTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def from_address(client: AsyncTestClient, host: str) -> httpx.AsyncClient:
+    """A client of the same running app whose connection comes from `host` (the test client's
+    own connection comes from "testclient", which is no address)."""
+    return httpx.AsyncClient(transport=_PeerTransport(client, host), base_url=str(client.base_url))
 
 
 @dataclass

@@ -452,7 +452,7 @@ async def test_suspend_signs_out_and_blocks_sign_in(client: AsyncTestClient, ten
     assert response.json()["status"] == "suspended"
     assert_problem(await client.get("/api/auth/me", headers=agent["headers"]), 401)
     assert_problem(await client.get("/api/agents", headers=key_headers), 401)
-    assert (await login(client, agent["email"])).status_code in (401, 403)
+    assert_problem(await login(client, agent["email"]), 403)  # the right password, for a suspended account
 
     # Reactivated, the agent signs in again; old sessions and keys stay dead.
     response = await client.patch(f"/api/agents/{agent['id']}", json={"status": "active"}, headers=tenant.headers)
@@ -493,19 +493,21 @@ async def test_the_only_admin_cannot_demote_or_suspend_themselves(client: AsyncT
     assert response.status_code == 200, response.text
 
 
+async def full_deputy(client: AsyncTestClient, tenant: Tenant) -> dict[str, Any]:
+    """An agent on a custom admin-level role holding every permission: rights equal to the built-in admin's."""
+    every = [p["name"] for p in (await client.get("/api/permissions", headers=tenant.headers)).json()["permissions"]]
+    return await create_agent(client, tenant, role_id=await custom_role(client, tenant, "admin", every))
+
+
 async def test_last_active_admin_is_protected_from_other_managers(client: AsyncTestClient, tenant: Tenant) -> None:
-    """A manager on a custom admin-level role cannot remove the last built-in admin."""
+    """A manager whose rights equal the built-in admin's still cannot remove the last built-in admin."""
     roles = await role_ids(client, tenant)
-    # The deputy holds what the built-in agent role grants, so it may hand that role out.
-    listed = (await client.get("/api/roles", headers=tenant.headers)).json()["roles"]
-    agent_permissions = next(r["permissions"] for r in listed if r["is_builtin"] and r["base_role"] == "agent")
-    deputy_role = await custom_role(client, tenant, "admin", [*agent_permissions, "agents.manage"])
-    deputy = await create_agent(client, tenant, role_id=deputy_role)
+    deputy = await full_deputy(client, tenant)
     target = f"/api/agents/{tenant.admin_id}"
     assert_problem(await client.delete(target, headers=deputy["headers"]), 409)
     assert_problem(await client.patch(target, json={"status": "suspended"}, headers=deputy["headers"]), 409)
     assert_problem(await client.patch(target, json={"role_id": roles["agent"]}, headers=deputy["headers"]), 409)
-    assert_problem(await client.patch(target, json={"role_id": deputy_role}, headers=deputy["headers"]), 409)
+    assert_problem(await client.patch(target, json={"role_id": deputy["role_id"]}, headers=deputy["headers"]), 409)
     me = await client.get("/api/auth/me", headers=tenant.headers)
     assert me.status_code == 200
     assert me.json()["base_role"] == "admin"
@@ -521,11 +523,138 @@ async def test_a_suspended_admin_does_not_count(client: AsyncTestClient, tenant:
     second = await create_agent(client, tenant, role="admin")
     response = await client.patch(f"/api/agents/{second['id']}", json={"status": "suspended"}, headers=tenant.headers)
     assert response.status_code == 200, response.text
-    deputy = await create_agent(
-        client, tenant, role_id=await custom_role(client, tenant, "admin", ["agents.read", "agents.manage"])
-    )
+    deputy = await full_deputy(client, tenant)
     response = await client.delete(f"/api/agents/{tenant.admin_id}", headers=deputy["headers"])
     assert_problem(response, 409)
+
+
+# ------------------------------------------------------------------ who may change whom
+
+
+async def restricted_deputy(client: AsyncTestClient, tenant: Tenant) -> dict[str, Any]:
+    """An admin-level agent holding the built-in agent role's permissions plus agents.manage."""
+    listed = (await client.get("/api/roles", headers=tenant.headers)).json()["roles"]
+    agent_permissions = next(r["permissions"] for r in listed if r["is_builtin"] and r["base_role"] == "agent")
+    return await create_agent(
+        client, tenant, role_id=await custom_role(client, tenant, "admin", [*agent_permissions, "agents.manage"])
+    )
+
+
+TAKEOVERS = {
+    "password": {"password": "the deputy's choice"},
+    "email": {"email": "deputy-inbox@example.com"},
+    "role": {"role": "agent"},
+    "suspension": {"status": "suspended"},
+    "name": {"name": "Renamed by the deputy"},
+}
+
+
+@pytest.mark.parametrize("second_admin", [False, True], ids=["only admin", "one of two admins"])
+@pytest.mark.parametrize("change", TAKEOVERS.values(), ids=TAKEOVERS.keys())
+async def test_a_restricted_admin_cannot_change_the_owner(
+    client: AsyncTestClient, tenant: Tenant, change: dict[str, str], second_admin: bool
+) -> None:
+    """The built-in admin holds every right; a deputy holding fewer may not touch that account."""
+    if second_admin:
+        await create_agent(client, tenant, role="admin")
+    deputy = await restricted_deputy(client, tenant)
+    roles = await role_ids(client, tenant)
+    body = {"role_id": roles[change["role"]]} if "role" in change else change
+    before = (await client.get(f"/api/agents/{tenant.admin_id}", headers=tenant.headers)).json()
+    response = await client.patch(f"/api/agents/{tenant.admin_id}", json=body, headers=deputy["headers"])
+    assert_problem(response, 403)
+    assert "rights beyond your own" in response.json()["detail"]
+    assert (await client.get(f"/api/agents/{tenant.admin_id}", headers=tenant.headers)).json() == before
+    # The owner still signs in with their own password and is still signed in; the deputy cannot.
+    assert (await login(client, tenant.admin_email)).status_code == 200
+    assert (await login(client, tenant.admin_email, "the deputy's choice")).status_code == 401
+    assert (await client.get("/api/auth/me", headers=tenant.headers)).status_code == 200
+
+
+async def test_a_restricted_admin_cannot_delete_the_owner(client: AsyncTestClient, tenant: Tenant) -> None:
+    await create_agent(client, tenant, role="admin")  # the owner is not the last admin: 403, not 409
+    deputy = await restricted_deputy(client, tenant)
+    assert_problem(await client.delete(f"/api/agents/{tenant.admin_id}", headers=deputy["headers"]), 403)
+    assert (await client.get(f"/api/agents/{tenant.admin_id}", headers=tenant.headers)).status_code == 200
+    assert (await client.get("/api/auth/me", headers=tenant.headers)).status_code == 200
+
+
+async def test_a_restricted_admin_cannot_change_anyone_with_a_right_it_lacks(
+    client: AsyncTestClient, tenant: Tenant
+) -> None:
+    deputy = await restricted_deputy(client, tenant)
+    supervisor = await create_agent(client, tenant, role="supervisor")  # automation.manage and more
+    # An agent-level account holding just one permission the deputy lacks.
+    billing = await create_agent(
+        client, tenant, role_id=await custom_role(client, tenant, "agent", ["agents.read", "billing.manage"])
+    )
+    for target in (supervisor, billing):
+        path = f"/api/agents/{target['id']}"
+        assert_problem(await client.patch(path, json={"password": "reset by deputy"}, headers=deputy["headers"]), 403)
+        assert_problem(await client.patch(path, json={"status": "suspended"}, headers=deputy["headers"]), 403)
+        assert_problem(await client.delete(path, headers=deputy["headers"]), 403)
+        assert (await client.get("/api/auth/me", headers=target["headers"])).status_code == 200
+        assert (await login(client, target["email"])).status_code == 200
+
+
+async def test_a_restricted_admin_manages_accounts_within_its_rights(client: AsyncTestClient, tenant: Tenant) -> None:
+    deputy = await restricted_deputy(client, tenant)
+    agent = await create_agent(client, tenant)
+    path = f"/api/agents/{agent['id']}"
+    response = await client.patch(path, json={"password": "reset by deputy"}, headers=deputy["headers"])
+    assert response.status_code == 200, response.text
+    assert (await login(client, agent["email"], "reset by deputy")).status_code == 200
+    response = await client.patch(path, json={"status": "suspended"}, headers=deputy["headers"])
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "suspended"
+    assert (await client.delete(path, headers=deputy["headers"])).status_code == 200
+    # And itself: its own rights are within its own.
+    response = await client.patch(
+        f"/api/agents/{deputy['id']}", json={"name": "Deputy Dawg"}, headers=deputy["headers"]
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_an_account_with_rights_equal_to_the_owners_may_change_the_owner(
+    client: AsyncTestClient, tenant: Tenant
+) -> None:
+    deputy = await full_deputy(client, tenant)
+    response = await client.patch(
+        f"/api/agents/{tenant.admin_id}", json={"password": "set by an equal"}, headers=deputy["headers"]
+    )
+    assert response.status_code == 200, response.text
+    assert (await login(client, tenant.admin_email, "set by an equal")).status_code == 200
+
+
+async def test_a_narrowly_scoped_key_of_the_owner_cannot_change_another_admin(
+    client: AsyncTestClient, tenant: Tenant
+) -> None:
+    """A key acts with its scopes only: the rights compared are the key's, not its owner's."""
+    other_admin = await create_agent(client, tenant, role="admin")
+    created = await client.post(
+        "/api/api-keys", json={"name": "hr sync", "scopes": ["agents.read", "agents.manage"]}, headers=tenant.headers
+    )
+    assert created.status_code == 201, created.text
+    key = {"X-API-Key": created.json()["key"]}
+    path = f"/api/agents/{other_admin['id']}"
+    assert_problem(await client.patch(path, json={"password": "set by a script"}, headers=key), 403)
+    assert (await login(client, other_admin["email"])).status_code == 200
+    # The same change through the owner's session is theirs to make.
+    assert (await client.patch(path, json={"password": "set by the owner"}, headers=tenant.headers)).status_code == 200
+
+
+async def test_nobody_creates_an_account_with_rights_they_lack(client: AsyncTestClient, tenant: Tenant) -> None:
+    """Not even through the default role: a manager without the agent role's rights cannot hand them out."""
+    manager = await create_agent(
+        client, tenant, role_id=await custom_role(client, tenant, "admin", ["agents.read", "agents.manage"])
+    )
+    body = {"email": "default-role@example.com", "name": "Default Role", "password": PASSWORD}
+    assert_problem(await client.post("/api/agents", json=body, headers=manager["headers"]), 403)
+    assert (await list_agents(client, tenant))["total"] == 2
+    deputy = await restricted_deputy(client, tenant)
+    response = await client.post("/api/agents", json=body, headers=deputy["headers"])
+    assert response.status_code == 201, response.text
+    assert response.json()["base_role"] == "agent"
 
 
 # ------------------------------------------------------------------ deleting

@@ -392,13 +392,62 @@ async def test_email_in_several_organisations_needs_tenant(client: AsyncTestClie
     problem(await login(client, email, tenant=f"nope-{uuid4().hex[:6]}"), 401)
 
 
-async def test_same_email_with_different_passwords_picks_the_matching_account(client: AsyncTestClient) -> None:
+async def test_an_email_in_several_organisations_needs_the_tenant_whatever_the_password(
+    client: AsyncTestClient,
+) -> None:
+    """Trying the password on every organisation's account would be an oracle: whoever registers an
+    organisation under someone's email could learn whether that person's password equals theirs."""
     email = f"shared-{uuid4().hex[:8]}@example.com"
-    await register(client, email=email)
-    second = await register(client, email=email, password="another secret phrase")
-    response = await login(client, email, "another secret phrase")
+    victim = await register(client, email=email)
+    attacker = await register(client, email=email, password="another secret phrase")
+    same = problem(await login(client, email, PASSWORD), 422)  # the victim's password
+    different = problem(await login(client, email, "another secret phrase"), 422)  # the attacker's own
+    wrong = problem(await login(client, email, "neither of the two"), 422)
+    assert same == different == wrong
+    assert "tenant" in error_fields(same)
+    for org, password in ((victim, PASSWORD), (attacker, "another secret phrase")):
+        response = await login(client, email, password, tenant=org.slug)
+        assert response.status_code == 200, response.text
+        assert response.json()["agent"]["tenant"]["id"] == org.id
+    problem(await login(client, email, PASSWORD, tenant=attacker.slug), 401)
+
+
+async def failed_logins(client: AsyncTestClient, tenant: Tenant) -> list[dict[str, Any]]:
+    response = await client.get("/api/activity-logs", params={"action": "auth.login_failed"}, headers=tenant.headers)
     assert response.status_code == 200, response.text
-    assert response.json()["agent"]["tenant"]["id"] == second.id
+    return response.json()["activity_logs"]
+
+
+async def test_a_failed_login_is_recorded_only_where_it_was_addressed(client: AsyncTestClient) -> None:
+    """Someone who registers an organisation under a victim's email learns nothing of the victim's
+    sign-in attempts: an attempt is recorded only in the organisation it named."""
+    email = f"shared-{uuid4().hex[:8]}@example.com"
+    victim = await register(client, email=email)
+    attacker = await register(client, email=email, password="another secret phrase")
+
+    problem(await login(client, email, "victim mistyped", tenant=victim.slug), 401)
+    [entry] = await failed_logins(client, victim)
+    assert (entry["object_id"], entry["actor_id"]) == (victim.admin_id, victim.admin_id)
+    assert await failed_logins(client, attacker) == []
+
+    problem(await login(client, email, "addressed to nobody"), 422)  # several organisations, none named
+    problem(await login(client, email, "unknown organisation", tenant=f"nope-{uuid4().hex[:6]}"), 401)
+    assert len(await failed_logins(client, victim)) == 1
+    assert await failed_logins(client, attacker) == []
+
+    problem(await login(client, email, "attacker mistyped", tenant=attacker.slug), 401)
+    [own] = await failed_logins(client, attacker)
+    assert own["object_id"] == attacker.admin_id
+    assert len(await failed_logins(client, victim)) == 1
+
+
+async def test_a_failed_login_to_the_only_account_of_an_email_is_recorded_there(
+    client: AsyncTestClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    problem(await login(client, tenant.admin_email, "wrong password!"), 401)
+    [entry] = await failed_logins(client, tenant)
+    assert entry["object_id"] == tenant.admin_id
+    assert await failed_logins(client, other_tenant) == []
 
 
 # --- logout -----------------------------------------------------------------------------------
@@ -425,8 +474,10 @@ async def test_logout_with_cookie_ends_cookie_session(client: AsyncTestClient, t
     assert (await client.post("/api/auth/login", json={"email": tenant.admin_email, "password": PASSWORD})).is_success
     token = client.cookies.get("omnistream_session", "").strip('"').removeprefix("Bearer ")
     assert token
-    response = await client.post("/api/auth/logout")
+    response = await client.post("/api/auth/logout", headers={"X-CSRF-Token": client.cookies["omnistream_csrf"]})
     assert response.status_code == 200, response.text
+    assert [c for c in response.headers.get_list("set-cookie") if c.startswith("omnistream_csrf=")]
+    assert "omnistream_csrf" not in client.cookies
     assert (await client.get("/api/auth/me")).status_code == 401
     client.cookies.clear()
     problem(await client.get("/api/auth/me", headers=bearer(token)), 401)

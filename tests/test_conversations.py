@@ -1058,6 +1058,27 @@ async def test_expire_stale_conversations_by_channel_rule(
     assert (again["expired"], again["conversation_ids"]) == (0, [])
 
 
+async def test_the_rules_idle_time_is_in_minutes(
+    client: AsyncTestClient, tenant: Tenant, db: Any, database: str
+) -> None:
+    rule = await client.put(
+        "/api/chat-expiration-rules/whatsapp", json={"inactivity_minutes": 90}, headers=tenant.headers
+    )
+    assert rule.status_code == 200, rule.text
+    idle = {minutes: await open_conversation(db, tenant) for minutes in (60, 89, 91, 120)}
+    for minutes, conversation_id in idle.items():
+        await sql(
+            database,
+            "UPDATE conversations SET last_activity_at = now() - make_interval(mins => $2) WHERE id = $1",
+            UUID(conversation_id),
+            minutes,
+        )
+    response = await client.post(f"{CONVERSATIONS}/expire", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    assert set(response.json()["conversation_ids"]) == {idle[91], idle[120]}
+    assert [(await fetch(client, tenant, idle[m]))["status"] for m in (60, 89)] == ["open", "open"]
+
+
 async def test_expire_one_channel_and_who_may(
     client: AsyncTestClient, tenant: Tenant, other_tenant: Tenant, db: Any, database: str
 ) -> None:

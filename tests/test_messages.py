@@ -533,6 +533,41 @@ async def test_search_respects_agent_visibility_and_tenants(
     assert (await search(client, other_tenant.headers, q="reset"))["total"] == 0
 
 
+async def test_search_shows_a_divisions_conversations_to_its_members_only(
+    client: AsyncTestClient, tenant: Tenant, db: Database
+) -> None:
+    member = await create_agent(client, tenant)
+    colleague = await create_agent(client, tenant)
+    outsider = await create_agent(client, tenant)
+    division = await client.post(
+        "/api/divisions", json={"name": "Refunds", "agent_ids": [member["id"], colleague["id"]]}, headers=tenant.headers
+    )
+    assert division.status_code == 201, division.text
+    queued = await ingest(db, tenant, "refund queued", external_id="6282101")
+    routed = await ingest(db, tenant, "refund routed", external_id="6282102")
+    unrouted = await ingest(db, tenant, "refund unrouted", external_id="6282103")
+    for result, assignee in ((queued, None), (routed, colleague["id"])):
+        response = await client.patch(
+            f"/api/conversations/{result.conversation_id}/assign",
+            json={"agent_id": assignee, "division_id": division.json()["id"]},
+            headers=tenant.headers,
+        )
+        assert response.status_code == 200, response.text
+
+    # Waiting unassigned in the division, or assigned to a colleague in it: for the division's members.
+    as_member = await search(client, member["headers"], q="refund")
+    assert {h["id"] for h in as_member["messages"]} == {
+        str(queued.message_id),
+        str(routed.message_id),
+        str(unrouted.message_id),
+    }
+    assert as_member["total"] == 3
+    # Outside the division only the conversation routed nowhere is visible, in the hits and the total.
+    as_outsider = await search(client, outsider["headers"], q="refund")
+    assert [h["id"] for h in as_outsider["messages"]] == [str(unrouted.message_id)]
+    assert as_outsider["total"] == 1
+
+
 # ------------------------------------------------------------------ delivery
 
 

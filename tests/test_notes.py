@@ -113,6 +113,17 @@ async def test_list_is_newest_first_with_cursor_and_oldest_first(
     assert [n["body"] for n in third["notes"]] == ["note 0"]
     assert third["next_cursor"] is None
 
+    # Oldest first, the cursor walks forwards.
+    pages, cursor = [], None
+    while True:
+        params = {"per_page": 2, "sort_order": "asc"} | ({"cursor": cursor} if cursor else {})
+        page = await list_notes(client, tenant.headers, conversation, **params)
+        pages.append([n["body"] for n in page["notes"]])
+        cursor = page["next_cursor"]
+        if cursor is None or len(pages) > 5:
+            break
+    assert pages == [["note 0", "note 1"], ["note 2", "note 3"], ["note 4"]]
+
 
 async def test_only_the_author_or_an_admin_changes_a_note(
     client: AsyncTestClient, tenant: Tenant, db: Database

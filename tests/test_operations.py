@@ -40,7 +40,13 @@ async def test_redis_down_during_login_is_503_not_500(
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]  # nothing listens here once the socket closes
     client.app.state.throttle = LoginThrottle(
-        f"redis://127.0.0.1:{dead_port}/0", settings.redis_prefix, per_email=5, per_ip=20, window_seconds=60
+        f"redis://127.0.0.1:{dead_port}/0",
+        settings.redis_prefix,
+        per_ip=20,
+        per_ip_and_email=5,
+        slow_after_per_email=50,
+        slowdown_seconds=1,
+        window_seconds=60,
     )
     response = await client.post("/api/auth/login", json={"email": tenant.admin_email, "password": PASSWORD})
     body = problem(response, 503)

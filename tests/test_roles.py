@@ -232,9 +232,11 @@ async def test_a_permission_does_not_lift_the_minimum_role(client: AsyncTestClie
 async def test_an_admin_level_custom_role_needs_the_permission_too(client: AsyncTestClient, tenant: Tenant) -> None:
     role = await make_role(client, tenant, base_role="admin", permissions=["agents.read", "agents.manage"])
     manager = await create_agent(client, tenant, role_id=role["id"])
+    # A role within the manager's rights: the default agent role holds more than it does.
+    reader = await make_role(client, tenant, permissions=["agents.read"])
     response = await client.post(
         "/api/agents",
-        json={"email": "made@example.com", "name": "Made", "password": "long enough pw"},
+        json={"email": "made@example.com", "name": "Made", "password": "long enough pw", "role_id": reader["id"]},
         headers=manager["headers"],
     )
     assert response.status_code == 201, response.text
@@ -291,6 +293,53 @@ async def test_builtin_roles_cannot_be_changed_or_deleted(client: AsyncTestClien
         assert_problem(await client.patch(path, json={"name": f"{role['name']} 2"}, headers=tenant.headers), 409)
         assert_problem(await client.delete(path, headers=tenant.headers), 409)
     assert await builtin(client, tenant) == before
+
+
+async def test_a_role_beyond_the_actors_rights_is_not_theirs_to_change(client: AsyncTestClient, tenant: Tenant) -> None:
+    """Narrowing a role demotes whoever holds it: a deputy may not narrow, widen or delete a role
+    holding rights it lacks."""
+    deputy_role = await make_role(client, tenant, base_role="admin", permissions=["roles.manage", "agents.read"])
+    deputy = await create_agent(client, tenant, role_id=deputy_role["id"])
+    finance = await make_role(client, tenant, name="Finance", permissions=["agents.read", "billing.manage"])
+    accountant = await create_agent(client, tenant, role_id=finance["id"])
+    unused = await make_role(client, tenant, name="Unused", permissions=["billing.manage"])
+
+    path = f"/api/roles/{finance['id']}"
+    assert_problem(await client.patch(path, json={"permissions": ["agents.read"]}, headers=deputy["headers"]), 403)
+    assert_problem(await client.patch(path, json={"name": "Demoted"}, headers=deputy["headers"]), 403)
+    assert_problem(await client.delete(f"/api/roles/{unused['id']}", headers=deputy["headers"]), 403)
+    assert (await client.get(path, headers=tenant.headers)).json() == finance | {"agent_count": 1}
+    assert "billing.manage" in (await client.get("/api/auth/me", headers=accountant["headers"])).json()["permissions"]
+    assert (await client.get(f"/api/roles/{unused['id']}", headers=tenant.headers)).status_code == 200
+
+    # A role within the deputy's rights is the deputy's to change and delete.
+    readers = await make_role(client, tenant, name="Readers", permissions=["agents.read"])
+    response = await client.patch(f"/api/roles/{readers['id']}", json={"name": "Lookers"}, headers=deputy["headers"])
+    assert response.status_code == 200, response.text
+    assert (await client.delete(f"/api/roles/{readers['id']}", headers=deputy["headers"])).status_code == 200
+
+
+def test_rights_are_within_an_actors_only_at_its_level_or_below() -> None:
+    from uuid import uuid4 as new_id
+
+    from omnistream.roles.service import within_rights
+    from omnistream.security.permissions import RoleLevel
+    from omnistream.security.principal import Actor
+
+    supervisor = Actor(
+        user_id=new_id(),
+        tenant_id=new_id(),
+        email="s@example.com",
+        name="S",
+        role_id=new_id(),
+        role_name="Lead",
+        level=RoleLevel.supervisor,
+        permissions=frozenset({"agents.read", "agents.manage"}),
+    )
+    assert within_rights(supervisor, "supervisor", ["agents.read"])
+    assert within_rights(supervisor, "agent", ["agents.read", "agents.manage"])
+    assert not within_rights(supervisor, "admin", ["agents.read"])  # a higher level, same permissions
+    assert not within_rights(supervisor, "agent", ["agents.read", "billing.manage"])
 
 
 async def test_delete_custom_role(client: AsyncTestClient, tenant: Tenant) -> None:

@@ -171,6 +171,11 @@ async def test_history_is_newest_first_with_paging(client: AsyncTestClient, tena
     second = await history(client, tenant, conversation_id, per_page=2, cursor=first["next_cursor"])
     assert (second["transfers"], second["next_cursor"]) == ([made[0]], None)
     assert (await history(client, tenant, conversation_id, sort_order="asc"))["transfers"] == made
+    # Oldest first, the cursor walks forwards.
+    first = await history(client, tenant, conversation_id, per_page=2, sort_order="asc")
+    assert first["transfers"] == made[:2]
+    second = await history(client, tenant, conversation_id, per_page=2, sort_order="asc", cursor=first["next_cursor"])
+    assert (second["transfers"], second["next_cursor"]) == ([made[2]], None)
     assert (await history(client, tenant, conversation_id, per_page=2, page=2))["transfers"] == [made[0]]
     refused(
         await client.get(f"{CONVERSATIONS}/{conversation_id}/transfers", params={"cursor": "x"}, headers=tenant.headers)

@@ -52,6 +52,14 @@ async def touch_last_seen(conn: asyncpg.Connection, tenant_id: UUID, agent_id: U
     await repository.touch_last_seen(conn, tenant_id, agent_id)
 
 
+async def _check_manageable(conn: asyncpg.Connection, actor: Actor, target: Agent) -> None:
+    """Nobody changes, suspends or deletes an account whose rights are not a subset of their own:
+    a deputy who could reset the owner's password could sign in as the owner."""
+    role = await roles.get_in(conn, actor.tenant_id, target.role_id)
+    if not roles.within_rights(actor, role.base_role, role.permissions):
+        raise Forbidden("this account holds rights beyond your own; you cannot change, suspend or delete it")
+
+
 async def list_agents(db: Database, actor: Actor, params: ListParams, **filters: Any) -> AgentList:
     async with db.read(actor.tenant_id) as conn:
         rows, total = await repository.list_page(conn, actor.tenant_id, params, filters)
@@ -70,11 +78,9 @@ async def get_agent(db: Database, actor: Actor, agent_id: UUID) -> Agent:
 async def create_agent(db: Database, actor: Actor, data: AgentCreate) -> Agent:
     password_hash = await hash_password(data.password)
     async with db.tenant(actor.tenant_id) as conn:
-        if data.role_id is None:
-            role_id = await roles.builtin_role_id(conn, actor.tenant_id, "agent")
-        else:
-            role_id = data.role_id
-            await roles.lock_for_assignment(conn, actor, role_id)
+        role_id = data.role_id or await roles.builtin_role_id(conn, actor.tenant_id, "agent")
+        # Even the default role: nobody creates an account with rights they do not hold.
+        await roles.lock_for_assignment(conn, actor, role_id)
         if await repository.email_taken(conn, actor.tenant_id, data.email, None):
             raise Conflict(f"an agent with email {data.email!r} exists", field="email")
         try:
@@ -111,6 +117,7 @@ async def update_agent(db: Database, actor: Actor, agent_id: UUID, data: AgentUp
         current = await repository.get(conn, actor.tenant_id, agent_id)
         if current is None:
             raise not_found("agent")
+        await _check_manageable(conn, actor, current)
         role_is_builtin_admin: bool | None = None
         if "role_id" in values:
             role_is_builtin_admin = await roles.lock_for_assignment(conn, actor, values["role_id"])
@@ -124,16 +131,16 @@ async def update_agent(db: Database, actor: Actor, agent_id: UUID, data: AgentUp
             raise Conflict(f"an agent with email {values['email']!r} exists", field="email")
         await repository.update(conn, actor.tenant_id, agent_id, **values)
         if values.get("status") == "suspended" or password is not None:
-            # A suspended agent, or one whose password was reset, is signed out everywhere.
+            # A suspended agent, or one whose password was reset, is signed out everywhere and its
+            # keys stop working: whoever held the old password may have made a key with it.
             await sessions.revoke_all_for_user(conn, actor.tenant_id, agent_id)
-        if values.get("status") == "suspended":
             await api_keys.revoke_all_for_user(conn, actor.tenant_id, agent_id)
         logged = {k: (str(v) if isinstance(v, UUID) else v) for k, v in changes.items()}
         if password is not None:
             logged["password"] = "changed"
         await activity.record(conn, actor, "agent.updated", "agent", agent_id, changes=logged)
         agent = await repository.get(conn, actor.tenant_id, agent_id)
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)
     assert agent is not None
     return agent
 
@@ -158,10 +165,11 @@ async def delete_agent(db: Database, actor: Actor, agent_id: UUID) -> None:
         agent = await repository.get(conn, actor.tenant_id, agent_id)
         if agent is None:
             raise not_found("agent")
+        await _check_manageable(conn, actor, agent)
         if agent_id in admins and len(admins) == 1:
             raise Conflict("this is the organisation's last active admin; make another admin first")
         await repository.soft_delete(conn, actor.tenant_id, agent_id)
         await sessions.revoke_all_for_user(conn, actor.tenant_id, agent_id)
         await api_keys.revoke_all_for_user(conn, actor.tenant_id, agent_id)
         await activity.record(conn, actor, "agent.deleted", "agent", agent_id, email=agent.email)
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)

@@ -58,7 +58,7 @@ async def revoke_key(db: Database, actor: Actor, key_id: UUID) -> None:
         if not await repository.revoke(conn, actor.tenant_id, actor.user_id, key_id):
             raise not_found("API key")
         await activity.record(conn, actor, "api_key.revoked", "api_key", key_id)
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)
 
 
 async def revoke_all_for_user(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID) -> None:

@@ -12,6 +12,7 @@ from omnistream.config import Settings
 from omnistream.kit.deps import DB, AppSettings, CurrentActor, Throttle
 from omnistream.kit.openapi import ERRORS
 from omnistream.kit.schema import Message
+from omnistream.security.csrf import CSRF_COOKIE
 from omnistream.security.guards import PUBLIC, PUBLIC_RATE_LIMITED, access
 from omnistream.security.middleware import AUTH_COOKIE, client_ip, request_id
 
@@ -28,7 +29,17 @@ def _with_cookie(session: AuthSession, settings: Settings, status_code: int) -> 
         path="/",
         max_age=settings.jwt_ttl_seconds,
     )
-    return Response(session, status_code=status_code, cookies=[cookie])
+    # Readable by the site's own scripts (not HttpOnly), which echo it in X-CSRF-Token.
+    csrf_cookie = Cookie(
+        key=CSRF_COOKIE,
+        value=session.csrf_token,
+        httponly=False,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+        max_age=settings.jwt_ttl_seconds,
+    )
+    return Response(session, status_code=status_code, cookies=[cookie, csrf_cookie])
 
 
 class AuthController(Controller):
@@ -62,8 +73,9 @@ class AuthController(Controller):
         summary="Login with email and password",
         opt={**PUBLIC, ERRORS: (401, 429)},
         status_code=200,
-        description="Returns a JWT and sets it as an HttpOnly cookie. Repeated failures are refused with "
-        "429 and Retry-After, per email and per client address.",
+        description="Returns a JWT and sets it as an HttpOnly cookie. Repeated failures from one client "
+        "address, or for one email from one address, are refused with 429 and Retry-After; many failures for "
+        "one email from everywhere slow its sign-ins down.",
     )
     async def login(
         self,
@@ -93,6 +105,7 @@ class AuthController(Controller):
         await service.logout(db, actor)
         response = Response(Message(message="signed out"))
         response.delete_cookie(AUTH_COOKIE, path="/")
+        response.delete_cookie(CSRF_COOKIE, path="/")
         return response
 
     @get("/token", operation_id="refreshToken", summary="Issue a fresh JWT for the current session", opt=SIGNED_IN)

@@ -44,3 +44,6 @@ class AuthSession(Schema):
     token_type: Literal["bearer"]
     expires_at: datetime
     agent: Profile
+    csrf_token: str
+    """For browser clients signed in by the cookie: send it as `X-CSRF-Token` with every POST, PUT,
+    PATCH and DELETE (also set as the `omnistream_csrf` cookie). Not needed with the Bearer token."""

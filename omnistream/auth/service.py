@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -16,7 +17,7 @@ from omnistream.config import Settings
 from omnistream.db import Database
 from omnistream.errors import Forbidden, Unauthorized, Unprocessable
 from omnistream.roles import service as roles
-from omnistream.security import tokens
+from omnistream.security import csrf, tokens
 from omnistream.security.passwords import verify_password
 from omnistream.security.permissions import RoleLevel
 from omnistream.security.principal import Actor
@@ -60,35 +61,40 @@ async def login(
     request_id: str | None,
 ) -> AuthSession:
     email = data.email.lower()
-    # Clients without a usable address share one budget; only real addresses are stored.
-    throttle_ip = ip or "unknown"
-    await throttle.check(email, throttle_ip)
+    delay = await throttle.check(email, ip)
+    if delay:
+        # The email is being guessed at from many addresses: every attempt waits, the owner's too,
+        # and none is refused for it.
+        await asyncio.sleep(delay)
     async with db.anonymous() as conn:
         candidates = await repository.login_candidates(conn, email)
     if data.tenant is not None:
         candidates = [c for c in candidates if c["tenant_slug"] == data.tenant.lower()]
-    matches = [c for c in candidates if await verify_password(c["password_hash"], data.password)]
-    if not candidates:
-        await verify_password(None, data.password)  # same time as a wrong password
-    if not matches:
-        await throttle.failed(email, throttle_ip)
-        for candidate in candidates:
+    elif len(candidates) > 1:
+        # Which organisation is meant is for the client to say. Trying the password on each account
+        # would tell the holder of one of them whether another organisation's account has the same
+        # password, and record their attempts in organisations that are not theirs.
+        raise Unprocessable(
+            "this email belongs to several organisations; pass the organisation's slug as tenant", field="tenant"
+        )
+    # At most one account now: the one the sign-in was addressed to.
+    candidate = candidates[0] if candidates else None
+    if not await verify_password(candidate["password_hash"] if candidate else None, data.password):
+        await throttle.failed(email, ip)
+        if candidate is not None:
             async with db.tenant(candidate["tenant_id"]) as conn:
                 actor = await _actor_in(
                     conn, candidate["tenant_id"], candidate["user_id"], ip=ip, request_id=request_id
                 )
                 await activity.record(conn, actor, "auth.login_failed", "agent", candidate["user_id"])
         raise Unauthorized(INVALID_LOGIN)
-    if len(matches) > 1:
-        raise Unprocessable(
-            "this email belongs to several organisations; pass the organisation's slug as tenant", field="tenant"
-        )
-    match = matches[0]
+    assert candidate is not None
+    match = candidate
     if match["tenant_status"] != "active":
         raise Forbidden("this organisation is suspended")
     if match["user_status"] != "active":
         raise Forbidden("this account is suspended")
-    await throttle.succeeded(email)
+    await throttle.succeeded(email, ip)
     async with db.tenant(match["tenant_id"]) as conn:
         actor = await _actor_in(conn, match["tenant_id"], match["user_id"], ip=ip, request_id=request_id)
         await agents.touch_last_seen(conn, actor.tenant_id, actor.user_id)
@@ -103,7 +109,7 @@ async def logout(db: Database, actor: Actor) -> None:
     async with db.tenant(actor.tenant_id) as conn:
         await sessions.revoke(conn, actor.tenant_id, actor.session_id)
         await activity.record(conn, actor, "auth.logout", "agent", actor.user_id)
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)
 
 
 async def refresh(db: Database, settings: Settings, actor: Actor) -> AuthSession:
@@ -183,4 +189,10 @@ def _auth_session(
         session_id=session_id,
         expires_at=expires_at,
     )
-    return AuthSession(access_token=token, token_type="bearer", expires_at=expires_at, agent=profile)
+    return AuthSession(
+        access_token=token,
+        token_type="bearer",
+        expires_at=expires_at,
+        agent=profile,
+        csrf_token=csrf.token_for(settings.jwt_secret, session_id),
+    )

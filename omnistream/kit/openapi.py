@@ -61,7 +61,9 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "type": "apiKey",
         "in": "cookie",
         "name": "omnistream_session",
-        "description": "The HttpOnly cookie POST /api/auth/login sets, for browsers.",
+        "description": "The HttpOnly cookie POST /api/auth/login sets, for browsers. A POST, PUT, PATCH or "
+        "DELETE authenticated by it alone also needs the session's `csrf_token` in `X-CSRF-Token` (or a "
+        "same-origin `Sec-Fetch-Site`); otherwise 403.",
     },
     "ApiKey": {
         "type": "apiKey",

@@ -36,6 +36,12 @@ def _role(row: asyncpg.Record) -> Role:
     return Role(**values)
 
 
+def within_rights(actor: Actor, base_role: str, permissions: frozenset[str] | set[str] | list[str]) -> bool:
+    """Whether rights (a level and permissions) are a subset of the actor's own. The built-in admin
+    role holds every permission, so only rights as full as its own reach an account that has it."""
+    return RoleLevel[base_role] <= actor.level and set(permissions) <= actor.permissions
+
+
 def _check_grantable(actor: Actor, base_role: str, permissions: frozenset[str] | set[str]) -> None:
     """Nobody hands out more than they hold: no higher level, no permission they lack."""
     if RoleLevel[base_role] > actor.level:
@@ -43,6 +49,13 @@ def _check_grantable(actor: Actor, base_role: str, permissions: frozenset[str] |
     beyond = sorted(set(permissions) - actor.permissions)
     if beyond:
         raise Forbidden(f"you cannot grant permissions you do not hold: {', '.join(beyond)}", field="permissions")
+
+
+def _check_changeable(actor: Actor, role: Role) -> None:
+    """A role whose rights reach beyond the actor's is not theirs to narrow, widen or delete: narrowing
+    it would demote whoever holds it."""
+    if not within_rights(actor, role.base_role, role.permissions):
+        raise Forbidden("this role holds rights beyond your own; you cannot change or delete it")
 
 
 async def create_builtin_roles(conn: asyncpg.Connection, tenant_id: UUID) -> dict[str, UUID]:
@@ -137,6 +150,7 @@ async def update_role(db: Database, actor: Actor, role_id: UUID, data: RoleUpdat
         if locked["is_builtin"]:
             raise Conflict("built-in roles cannot be changed; create a custom role instead")
         current = await repository.get(conn, actor.tenant_id, role_id)
+        _check_changeable(actor, _role(current))
         changes = msgspec.structs.asdict(data)
         changes = {k: v for k, v in changes.items() if v is not msgspec.UNSET}
         if "permissions" in changes:
@@ -150,7 +164,7 @@ async def update_role(db: Database, actor: Actor, role_id: UUID, data: RoleUpdat
         await repository.update(conn, actor.tenant_id, role_id, **merged)
         await activity.record(conn, actor, "role.updated", "role", role_id, changes=changes)
         row = await repository.get(conn, actor.tenant_id, role_id)
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)
     return _role(row)
 
 
@@ -162,11 +176,12 @@ async def delete_role(db: Database, actor: Actor, role_id: UUID) -> None:
         if locked["is_builtin"]:
             raise Conflict("built-in roles cannot be deleted")
         row = await repository.get(conn, actor.tenant_id, role_id)
+        _check_changeable(actor, _role(row))
         if row["agent_count"]:
             raise Conflict(f"the role is held by {row['agent_count']} agent(s); move them to another role first")
         await repository.delete(conn, actor.tenant_id, role_id)
         await activity.record(conn, actor, "role.deleted", "role", role_id, name=row["name"])
-    sessions.forget_tenant(actor.tenant_id)
+    await sessions.forget_tenant(actor.tenant_id)
 
 
 def permission_catalogue() -> PermissionList:

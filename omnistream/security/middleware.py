@@ -18,6 +18,8 @@ from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddlewa
 
 from omnistream.auth import sessions
 from omnistream.config import Settings
+from omnistream.errors import Forbidden
+from omnistream.security import csrf
 from omnistream.security.principal import Actor
 from omnistream.security.tokens import ALGORITHM, REQUIRED_CLAIMS
 
@@ -82,7 +84,28 @@ class AuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
             if actor is None:
                 raise NotAuthorizedException("invalid, expired or revoked API key")
             return AuthenticationResult(user=actor, auth=None)
-        return await super().authenticate_request(connection)
+        result = await super().authenticate_request(connection)
+        if connection.scope["method"] not in csrf.SAFE_METHODS and self._by_cookie(connection):
+            try:
+                csrf.check(connection, result.user, self.token_secret, self.trusted_origin)
+            except Forbidden as refused:
+                structlog.get_logger(__name__).info(
+                    "cross-site request refused",
+                    method=connection.scope["method"],
+                    path=connection.url.path,
+                    client=client_ip(connection),
+                    origin=connection.headers.get("origin"),
+                    sec_fetch_site=connection.headers.get("sec-fetch-site"),
+                )
+                raise refused from None
+        return result
+
+    trusted_origin: str | None = None
+    """The origin of OMNISTREAM_PUBLIC_URL, whose `Origin` passes the CSRF check (`jwt_auth` sets it)."""
+
+    def _by_cookie(self, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+        # As Litestar's JWT middleware chooses: the header's token when it has one, else the cookie.
+        return not connection.headers.get(self.auth_header, "").partition(" ")[-1]
 
     async def authenticate_token(
         self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
@@ -94,12 +117,16 @@ class AuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
             return AuthenticationResult(
                 user=msgspec.structs.replace(actor, ip=client_ip(connection), request_id=request_id()), auth=None
             )
+        looked_up_at = sessions.generation()
         result = await super().authenticate_token(encoded_token, connection)
-        sessions.remember_token_actor(encoded_token, result.user, result.auth.exp)
+        sessions.remember_token_actor(encoded_token, result.user, result.auth.exp, looked_up_at)
         return result
 
 
 def jwt_auth(settings: Settings) -> JWTCookieAuth[Actor, Token]:
+    class Authentication(AuthenticationMiddleware):
+        trusted_origin = csrf.origin_of(settings.public_url)
+
     return JWTCookieAuth[Actor, Token](
         token_secret=settings.jwt_secret,
         algorithm=ALGORITHM,
@@ -109,7 +136,7 @@ def jwt_auth(settings: Settings) -> JWTCookieAuth[Actor, Token]:
         key=AUTH_COOKIE,
         secure=settings.cookie_secure,
         samesite="lax",
-        authentication_middleware_class=AuthenticationMiddleware,
+        authentication_middleware_class=Authentication,
         exclude=["^/schema", "^/metrics"],
         description="A session JWT from /api/auth/login, as a Bearer token or the HttpOnly cookie.",
     )
