@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hmac
 import importlib
+import importlib.util
 import pkgutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -26,8 +28,9 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.static_files import create_static_files_router
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.types import Message, Scope
@@ -102,6 +105,18 @@ def metrics_controller(settings: Settings) -> type[PrometheusController]:
         include_in_schema = False  # for the operator's scraper, not part of the API clients generate
 
     return Metrics
+
+
+VIEWER_ASSETS = "/schema/assets"
+
+
+def _viewer_assets() -> Path:
+    """swagger-ui-py's copy of Swagger UI's scripts and styles, found without importing the package
+    (whose own code serves other frameworks)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is missing; reinstall omnistream")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -183,6 +198,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 opt={NOT_RATE_LIMITED: True},
             ),
             metrics_controller(settings),
+            create_static_files_router(
+                path=VIEWER_ASSETS, directories=[_viewer_assets()], include_in_schema=False, send_as_attachment=False
+            ),
         ],
         lifespan=[lifespan],
         on_app_init=[
@@ -203,7 +221,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=version("omnistream"),
             description="Multi-tenant omnichannel customer-chat CRM. Errors are RFC 9457 problem details.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            # The viewer's scripts come from the swagger-ui-py package, served here: the docs page
+            # works on a machine without internet.
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    path="/",
+                    js_url=f"{VIEWER_ASSETS}/swagger-ui-bundle.js",
+                    css_url=f"{VIEWER_ASSETS}/swagger-ui.css",
+                    standalone_preset_js_url=f"{VIEWER_ASSETS}/swagger-ui-standalone-preset.js",
+                    favicon=f"<link rel='icon' type='image/png' href='{VIEWER_ASSETS}/favicon-32x32.png'>",
+                )
+            ],
         ),
         cors_config=CORSConfig(allow_origins=[], allow_credentials=True),
         debug=False,

@@ -361,7 +361,11 @@ def cmd_inbound(args: argparse.Namespace) -> int:
         )
         return await ingest_inbound(db, inbound)
 
-    result = _run_with_database(deliver)
+    try:
+        result = _run_with_database(deliver)
+    except ValueError as refused:  # ingestion's refusal of what no channel would deliver (a blank sender)
+        _say(f"not delivered: {refused}")
+        return 2
     if result is None:
         _say(f"no active organisation has the slug {args.tenant!r}")
         return 1

@@ -22,7 +22,8 @@ from aiosql.types import SQLOperationType
 
 from omnistream.config import Settings
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# In the repository a link to its top-level sql/; in an installed wheel, the files themselves.
+SQL_DIR = Path(__file__).parent / "sql"
 APP_ROLE = "omnistream_app"
 MIGRATIONS_LOCK_KEY = 7_031_942_118  # any constant: serialises concurrent `migrate` runs
 TENANT_SETTING = "app.tenant_id"

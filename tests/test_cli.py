@@ -63,6 +63,13 @@ def test_bad_command_line_input_is_refused(
         main(["inbound", "--tenant", "x", "--from", "+628", "--text", "hi", "--channel", "fax"])
     assert main(["inbound", "--tenant", "x", "--from", "+628", "--text", "  "]) == 2
     assert "--text must say something" in capsys.readouterr().out
+    assert main(["create-tenant", "--name", "Cli Co", "--email", "ops@cli.test", "--slug", "cli-co"]) == 0
+    capsys.readouterr()
+    assert main(["inbound", "--tenant", "cli-co", "--from", "", "--text", "hi"]) == 2
+    assert "not delivered:" in capsys.readouterr().out
     assert main(["create-tenant", "--name", "Bad", "--email", "not-an-email"]) == 2
     assert "invalid input" in capsys.readouterr().out
-    assert stored(database, "SELECT count(*) AS n FROM tenants")[0]["n"] == 0
+    # Only the organisation made above: the refused one stored nothing, nor did the blank sender.
+    assert stored(database, "SELECT slug FROM tenants")[0]["slug"] == "cli-co"
+    assert stored(database, "SELECT count(*) AS n FROM tenants")[0]["n"] == 1
+    assert stored(database, "SELECT count(*) AS n FROM messages")[0]["n"] == 0

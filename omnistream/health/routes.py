@@ -29,6 +29,40 @@ async def _probe(check) -> ComponentStatus:  # type: ignore[no-untyped-def]
         return "down"
 
 
+class Links(Schema):
+    docs: str
+    openapi: str
+    health: str
+
+
+class ApiIndex(Schema):
+    """Where things are: what a newcomer at the root of the service can follow."""
+
+    name: str
+    version: str
+    links: Links
+
+
+def _index() -> ApiIndex:
+    return ApiIndex(
+        name="OmniStream CRM API",
+        version=version("omnistream"),
+        links=Links(docs="/schema", openapi="/schema/openapi.json", health="/api/health"),
+    )
+
+
+class IndexController(Controller):
+    tags = ["Health"]
+
+    @get("/", operation_id="rootIndex", summary="API index", opt=PUBLIC)
+    async def root(self) -> ApiIndex:
+        return _index()
+
+    @get("/api", operation_id="apiIndex", summary="API index", opt=PUBLIC)
+    async def api(self) -> ApiIndex:
+        return _index()
+
+
 class HealthController(Controller):
     path = "/api/health"
     tags = ["Health"]
@@ -63,4 +97,4 @@ class HealthController(Controller):
         return Response(None, status_code=200 if postgres_status == redis_status == "ok" else 503)
 
 
-CONTROLLERS = [HealthController]
+CONTROLLERS = [IndexController, HealthController]
