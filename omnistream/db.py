@@ -6,7 +6,7 @@ import functools
 import hashlib
 import inspect
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import cache
 from pathlib import Path
@@ -60,6 +60,63 @@ class _Queries(aiosql.queries.Queries):
         super().add_queries([_collecting(fn) if inspect.isasyncgenfunction(fn) else fn for fn in queries])
 
 
+class TenantReader:
+    """A connection lent for one tenant's reads (`Database.read()`), outside any transaction.
+
+    Each read is one statement that scopes itself: `tenant_scoped` wraps it so that the statement
+    first sets the tenant it names for its own (implicit, single-statement) transaction, then
+    runs the query, in one round trip, where a transaction around it would cost two more. Only
+    selects can be run through it, and each must name its tenant as `:tenant_id`, the tenant this
+    reader was lent for.
+    """
+
+    __slots__ = ("_conn", "tenant_id")
+
+    def __init__(self, conn: asyncpg.Connection, tenant_id: UUID) -> None:
+        self._conn, self.tenant_id = conn, tenant_id
+
+    def __getattr__(self, name: str) -> Any:
+        # Whatever asks the connection itself (an insert's execute, a raw fetch) is not a select
+        # that names its tenant: refused, so that no statement runs unscoped.
+        raise TypeError("a tenant read runs selects only; open Database.tenant() to change anything")
+
+    def run(self, method: str, sql: str, names: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a select with its parameters (named, in order) as a self-scoping statement."""
+        if method not in ("fetch", "fetchrow", "fetchval"):
+            raise TypeError("a tenant read runs selects only; open Database.tenant() to change anything")
+        scoped, position = tenant_scoped(sql, tuple(names))
+        if args[position] != self.tenant_id:
+            raise ValueError("a tenant read names another tenant than the one it was lent for")
+        return getattr(self._conn, method)(scoped, *args)
+
+
+_READ_SCOPE = (
+    "SELECT scoped.* FROM (SELECT set_config('app.tenant_id', ${n}::uuid::text, true)::uuid AS tenant_id OFFSET 0)"
+    " AS tenant_scope,\nLATERAL (SELECT * FROM (\n{sql}\n) AS query OFFSET 0) AS scoped"
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def tenant_scoped(sql: str, names: tuple[str, ...]) -> tuple[str, int]:
+    """A select rewritten to set its own tenant: the statement and the position of `tenant_id` among
+    its parameters.
+
+    The query runs LATERAL to a one-row subquery that sets `app.tenant_id` (transaction-local, so
+    for this statement alone) and whose output replaces every use of the tenant parameter in the
+    query. So the query depends on that row: PostgreSQL must produce it, setting the tenant,
+    before it can run the query, and so before the row-level security policies of the query's
+    tables read the setting. `OFFSET 0` on both sides keeps the planner from flattening either
+    into the other (flattened, it could scan a table first, policies and all). Should that order
+    ever not hold, the policies see no tenant and hide every row: a read fails closed, it cannot
+    see another tenant (tests/test_tenancy.py holds every read to returning its rows).
+    """
+    if "tenant_id" not in names:
+        raise ValueError("a tenant read must name its tenant as :tenant_id")
+    number = names.index("tenant_id") + 1
+    body = re.sub(rf"\${number}(?!\d)", "tenant_scope.tenant_id", sql.strip().rstrip(";"))
+    return _READ_SCOPE.format(n=number, sql=body), number - 1
+
+
 class _ConnectionAdapter(AsyncPGAdapter):
     """aiosql's asyncpg adapter for callers that always pass a connection, never a pool.
 
@@ -76,15 +133,21 @@ class _ConnectionAdapter(AsyncPGAdapter):
         self.written[query_name] = (op_type, sql)
         return super().process_sql(query_name, op_type, sql)
 
+    def _read(self, conn: Any, method: str, query_name: str, sql: str, parameters: Any) -> Any:
+        args = self.maybe_order_params(query_name, parameters)
+        if isinstance(conn, TenantReader):
+            return conn.run(method, sql, self.var_sorted[query_name], args)
+        return getattr(conn, method)(sql, *args)
+
     async def select(self, conn, query_name, sql, parameters, record_class=None):  # type: ignore[no-untyped-def]
-        for row in await conn.fetch(sql, *self.maybe_order_params(query_name, parameters)):
+        for row in await self._read(conn, "fetch", query_name, sql, parameters):
             yield row
 
     async def select_one(self, conn, query_name, sql, parameters, record_class=None):  # type: ignore[no-untyped-def]
-        return await conn.fetchrow(sql, *self.maybe_order_params(query_name, parameters))
+        return await self._read(conn, "fetchrow", query_name, sql, parameters)
 
     async def select_value(self, conn, query_name, sql, parameters):  # type: ignore[no-untyped-def]
-        return await conn.fetchval(sql, *self.maybe_order_params(query_name, parameters))
+        return await self._read(conn, "fetchval", query_name, sql, parameters)
 
     async def insert_returning(self, conn, query_name, sql, parameters):  # type: ignore[no-untyped-def]
         row = await conn.fetchrow(sql, *self.maybe_order_params(query_name, parameters))
@@ -153,9 +216,12 @@ class OptionalLinesQuery:
             if type(limit) is not int or not 0 <= limit <= self.MAX_LIMIT:
                 raise ValueError(f"{self.name}: limit must be a whole number from 0 to {self.MAX_LIMIT}")
         sql, names = self.variant(given, limit)
+        args = [params.get(name) for name in names]
+        if isinstance(conn, TenantReader):
+            return conn.run(self._method, sql, names, args)
         # Straight to asyncpg: aiosql has parsed the statement, and its call path (an async
         # generator per select) would add to every list page what the parsing saves.
-        return getattr(conn, self._method)(sql, *[params.get(name) for name in names])
+        return getattr(conn, self._method)(sql, *args)
 
 
 @cache
@@ -239,10 +305,12 @@ class Database:
         """A transaction for one tenant's changes."""
         return self._transaction(f"BEGIN; {_set_tenant(tenant_id)}")
 
-    def read(self, tenant_id: UUID) -> AbstractAsyncContextManager[asyncpg.Connection]:
-        """A read-only transaction for one tenant: what it reads (a page and its total, say) comes
-        from one snapshot, and a write by mistake fails instead of committing."""
-        return self._transaction(f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {_set_tenant(tenant_id)}")
+    @asynccontextmanager
+    async def read(self, tenant_id: UUID) -> AsyncIterator[TenantReader]:
+        """Reads for one tenant, each one statement that sets its own tenant (see TenantReader): one
+        round trip a read. Only selects go through it; a change needs `tenant()`."""
+        async with self.pool.acquire() as conn:
+            yield TenantReader(conn, UUID(str(tenant_id)))
 
     def anonymous(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         """A transaction with no tenant: only the security-definer lookups see anything."""
@@ -292,7 +360,8 @@ class Database:
 
 
 def _set_tenant(tenant_id: UUID) -> str:
-    return f"SELECT set_config('{TENANT_SETTING}', '{UUID(str(tenant_id))}', true)"
+    # SET LOCAL (a utility statement) rather than SELECT set_config(): nothing to plan.
+    return f"SET LOCAL {TENANT_SETTING} = '{UUID(str(tenant_id))}'"
 
 
 class Savepoint:

@@ -295,11 +295,11 @@ async def test_ingestion_on_a_connection_serving_another_tenant_writes_only_its_
     own transaction only. One connection, so the same one serves both tenants in turn."""
     single = await Database.connect(settings.database_url, min_size=1, max_size=1)
     try:
-        async with single.read(UUID(other_tenant.id)) as conn:
+        async with single.tenant(UUID(other_tenant.id)) as conn:
             assert await conn.fetchval("SELECT count(*) FROM messages") == 0
         mine = await ingest(single, tenant, "mine", external_id="6287778")
         assert (await counts(single, tenant))["messages"] == 1
-        async with single.read(UUID(other_tenant.id)) as conn:
+        async with single.tenant(UUID(other_tenant.id)) as conn:
             assert await conn.fetchval("SELECT count(*) FROM messages") == 0
             assert await conn.fetchval("SELECT count(*) FROM messages WHERE id = $1", mine.message_id) == 0
     finally:

@@ -241,6 +241,6 @@ async def test_two_tenants_at_once_through_a_transaction_pooler(
 async def direct_count_notes(db: Database, world: dict[str, Any]) -> dict[str, int]:
     counts = {}
     for key, part in world.items():
-        async with db.read(UUID(part["tenant"].id)) as conn:
+        async with db.tenant(UUID(part["tenant"].id)) as conn:
             counts[key] = await conn.fetchval("SELECT count(*) FROM notes")
     return counts

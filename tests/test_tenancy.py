@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from omnistream.config import Settings
-from omnistream.db import APP_ROLE
+from omnistream.db import APP_ROLE, Database, tenant_scoped
 from tests.conftest import Tenant, create_agent, ingest
 
 
@@ -337,3 +337,48 @@ async def test_the_database_refuses_a_reference_to_another_tenants_object(
         UUID(tenant.admin_id),
         ours.conversation_id,
     )
+
+
+# ------------------------------------------------------------------ reads that scope themselves
+
+
+async def test_a_read_sets_its_own_tenant_for_its_statement_alone(
+    client: AsyncTestClient, db: Any, tenant: Tenant, other_tenant: Tenant, settings: Settings
+) -> None:
+    """`Database.read()` runs each select as one statement that sets its tenant first: it sees that
+    tenant's rows, leaves nothing set behind, and refuses anything but a select of its own tenant."""
+    from omnistream.agents import repository as agents
+
+    single = await Database.connect(settings.database_url, min_size=1, max_size=1)
+    try:
+        async with single.read(UUID(tenant.id)) as reader:
+            mine = await agents.get(reader, UUID(tenant.id), UUID(tenant.admin_id))
+            assert mine is not None
+            assert mine.email == tenant.admin_email
+            # Another tenant's id through this reader is refused before it reaches the database.
+            with pytest.raises(ValueError, match="another tenant"):
+                await agents.get(reader, UUID(other_tenant.id), UUID(other_tenant.admin_id))
+            # A change through a reader is refused too.
+            with pytest.raises(TypeError, match="selects only"):
+                await agents.touch_last_seen(reader, UUID(tenant.id), UUID(tenant.admin_id))
+        async with single.pool.acquire() as conn:
+            # The same (only) connection carries no tenant afterwards.
+            assert await conn.fetchval("SELECT current_setting('app.tenant_id', true)") in (None, "")
+            assert await conn.fetchval("SELECT count(*) FROM users") == 0
+    finally:
+        await single.close()
+
+
+def test_every_read_query_is_scoped_by_its_tenant_parameter() -> None:
+    """The rewrite replaces every use of the tenant parameter, and only it ($1 is not $10)."""
+    sql, position = tenant_scoped(
+        "SELECT a FROM t WHERE tenant_id = $2 AND x = $1 AND y = $10"
+        " AND EXISTS (SELECT 1 FROM u WHERE u.tenant_id = $2)",
+        ("x", "tenant_id", *(f"p{i}" for i in range(3, 11))),
+    )
+    assert position == 1
+    assert "$2::uuid::text" in sql
+    assert sql.count("tenant_scope.tenant_id") == 2
+    assert "$1 AND y = $10" in sql
+    with pytest.raises(ValueError, match=":tenant_id"):
+        tenant_scoped("SELECT 1 FROM t WHERE id = $1", ("id",))

@@ -20,15 +20,15 @@ async def insert(conn: asyncpg.Connection, tenant_id: UUID, name: str, slug: str
 
 
 async def get(conn: asyncpg.Connection, tenant_id: UUID) -> Tenant | None:
-    return one(await queries.get_tenant(conn, id=tenant_id), Tenant)
+    return one(await queries.get_tenant(conn, tenant_id=tenant_id), Tenant)
 
 
 async def get_timezone(conn: asyncpg.Connection, tenant_id: UUID) -> str | None:
-    return await queries.get_timezone(conn, id=tenant_id)
+    return await queries.get_timezone(conn, tenant_id=tenant_id)
 
 
 async def set_timezone(conn: asyncpg.Connection, tenant_id: UUID, timezone: str) -> bool:
-    return await queries.set_timezone(conn, id=tenant_id, timezone=timezone) is not None
+    return await queries.set_timezone(conn, tenant_id=tenant_id, timezone=timezone) is not None
 
 
 async def id_by_slug(conn: asyncpg.Connection, slug: str) -> UUID | None:

@@ -5,13 +5,13 @@ SELECT tenant_slug_taken(:slug);
 INSERT INTO tenants (id, name, slug, timezone) VALUES (:id, :name, lower(:slug), :timezone);
 
 -- name: get_tenant^
-SELECT id, name, slug, timezone, status, created_at, updated_at FROM tenants WHERE id = :id;
+SELECT id, name, slug, timezone, status, created_at, updated_at FROM tenants WHERE id = :tenant_id;
 
 -- name: get_timezone$
-SELECT timezone FROM tenants WHERE id = :id;
+SELECT timezone FROM tenants WHERE id = :tenant_id;
 
 -- name: set_timezone$
-UPDATE tenants SET timezone = :timezone, updated_at = now() WHERE id = :id RETURNING id;
+UPDATE tenants SET timezone = :timezone, updated_at = now() WHERE id = :tenant_id RETURNING id;
 
 -- name: tenant_id_by_slug$
 -- Works without a tenant in the transaction: the function is a security-definer lookup.
