@@ -58,6 +58,7 @@ from omnistream.automation.predicates import (
     Event,
     Match,
     MatchContext,
+    compiles,
     contact_tags_of,
     contains_phrase,
     in_cooldown,
@@ -67,6 +68,7 @@ from omnistream.automation.predicates import (
     next_schedule_start,
     normalize_tag,
     pattern_search,
+    pattern_set,
     pause_in_force,
     priority_key,
     schedule_active,
@@ -97,16 +99,19 @@ __all__ = [
 
 
 class _State:
-    """What one evaluation computes at most once: the text's tokens, the business-hours answer."""
+    """What one evaluation computes at most once: the text's tokens, the business-hours answer,
+    the conversation id as text (for rollout buckets). The index passes what it computed."""
 
-    __slots__ = ("_bh", "_conversation", "_tokens", "context", "event", "now")
+    __slots__ = ("_conversation", "_hours", "_tokens", "context", "event", "now")
 
-    def __init__(self, event: Event, context: MatchContext) -> None:
+    def __init__(
+        self, event: Event, context: MatchContext, words: list[str] | None = None, hours: bool | None = None
+    ) -> None:
         self.event = event
         self.context = context
         self.now = context.now
-        self._tokens: list[str] | None = None
-        self._bh: BusinessHours | None = None
+        self._tokens = words
+        self._hours = hours
         self._conversation: str | None = None
 
     def tokens(self) -> list[str]:
@@ -116,9 +121,9 @@ class _State:
         return self._tokens
 
     def bh(self) -> bool:
-        if self._bh is None:
-            self._bh = BusinessHours(self.context.in_business_hours, self.event.division_id)
-        return self._bh()
+        if self._hours is None:
+            self._hours = BusinessHours(self.context.in_business_hours, self.event.division_id)()
+        return self._hours
 
     def conversation(self) -> str:
         if self._conversation is None:
@@ -205,7 +210,6 @@ def _residual_check(rule: AutomationRule) -> Check | None:
     if rule.rollout_percentage < 100:
         percentage, rule_id = rule.rollout_percentage, str(rule.id)
         checks.append(lambda st: in_rollout(percentage, rule_id, st.conversation()))
-    checks.extend(_pattern_check(rule.conditions))
     if rule.conditions.any_of:
         sets = tuple(_all(_set_checks(s)) for s in rule.conditions.any_of)
         checks.append(lambda st: any(holds(st) for holds in sets))
@@ -233,6 +237,10 @@ def _values(conditions: ConditionSet, name: str) -> set[Any] | None:
         return set(map(normalize_tag, listed))
     if name == "message_contains_any":
         return {p for p in map(keyword_phrase, listed) if p}
+    if name == "message_matches":
+        return {listed}
+    if name == "division_id_in":
+        return {division.int for division in listed}
     return set(listed)
 
 
@@ -262,18 +270,71 @@ def _bits(ranks: Iterable[int], size: int) -> int:
     return int.from_bytes(buffer, "little")
 
 
-_SCALAR_DIMENSIONS: tuple[tuple[str, str], ...] = (
-    # (the condition, the event's value as an expression over `event`)
-    ("division_id_in", "event.division_id"),
-    ("channel_in", "event.channel"),
-    ("status_in", "event.status"),
-    ("priority_in", "event.priority"),
-    ("previous_status_in", "event.previous_status"),
-    ("assigned", "(event.assigned_agent_id is None)"),
+_SCALAR_DIMENSIONS: tuple[tuple[str, str, bool], ...] = (
+    # (the condition, the event's value as an expression over `event`, whether its values are
+    # a handful of enum members)
+    # Division ids as integers: a UUID's hash and equality are Python code, an int's are not.
+    ("division_id_in", "(None if event.division_id is None else event.division_id.int)", False),
+    ("channel_in", "event.channel", True),
+    ("status_in", "event.status", True),
+    ("priority_in", "event.priority", True),
+    ("previous_status_in", "event.previous_status", True),
+    ("assigned", "(event.assigned_agent_id is None)", True),
 )
 
 
+class _Combined:
+    """Several dimensions whose values are a handful of enum members, looked up at once: the
+    AND of their masks for each combination of values an event has had, computed the first
+    time that combination comes (there are at most a few hundred), then one lookup."""
+
+    LIMIT = 4096
+    """Combinations kept; past that (values outside the enums) each is computed anew."""
+
+    def __init__(self, dimensions: list[tuple[dict[Any, int], int]]) -> None:
+        self.dimensions = dimensions
+        self.known: dict[tuple[Any, ...], int] = {}
+
+    def __call__(self, values: tuple[Any, ...]) -> int:
+        mask = -1
+        for value, (admit, dc) in zip(values, self.dimensions, strict=True):
+            mask &= admit.get(value, dc)
+        if len(self.known) < self.LIMIT:
+            self.known[values] = mask
+        return mask
+
+
+class _Patterns:
+    """The `message_matches` dimension: each pattern's conjunctions, and one RE2 set of all the
+    patterns, which finds in one pass over the text every pattern that matches it (a set of a
+    hundred patterns costs about what one search does). A pattern RE2 refuses matches nothing;
+    if the set as a whole cannot be built, each pattern still standing is searched alone."""
+
+    def __init__(self, masks: dict[str, int], dont_care: int, full: int) -> None:
+        self.dont_care = dont_care
+        self.constrained = full ^ dont_care
+        usable = [(pattern, mask) for pattern, mask in masks.items() if compiles(pattern)]
+        self.masks = [mask for _, mask in usable]
+        self.searches = [(pattern_search(pattern), mask) for pattern, mask in usable]
+        self.set = pattern_set([pattern for pattern, _ in usable]) if usable else None
+
+    def admitted(self, text: str | None, mask: int) -> int:
+        admitted = self.dont_care
+        if text is None:
+            return admitted
+        if self.set is not None:
+            for i in self.set.Match(text) or ():
+                admitted |= self.masks[i]
+        else:
+            for search, found in self.searches:
+                if mask & found and search(text):
+                    admitted |= found
+        return admitted
+
+
 class _Entry:
+    """A rule as the candidate loop sees it."""
+
     __slots__ = ("check", "cooldown", "match", "rule", "stop")
 
     def __init__(self, rule: AutomationRule) -> None:
@@ -307,16 +368,24 @@ class _TriggerIndex:
         self.full = (1 << size) - 1
 
         scalar = []
-        for name, expression in _SCALAR_DIMENSIONS:
+        enumerated: list[tuple[str, dict[Any, int], int]] = []
+        for name, expression, is_enum in _SCALAR_DIMENSIONS:
             postings, dont_care = self._postings(conjunctions, name, scalar=True)
             if len(dont_care) == size:
                 continue
             dc = _bits(dont_care, size)
             admit = {value: _bits(ranks, size) | dc for value, ranks in postings.items()}
+            if is_enum:
+                enumerated.append((expression, admit, dc))
+                continue
             # Most selective first: the fewer conjunctions an event value admits on average.
             admitted = (len(dont_care) * (len(postings) + 1) + sum(map(len, postings.values()))) / (len(postings) + 1)
             scalar.append((admitted, expression, admit, dc))
+        if len(enumerated) == 1:
+            scalar.append((size, *enumerated[0]))
+            enumerated = []
         self.scalar = [(expression, admit, dc) for _, expression, admit, dc in sorted(scalar, key=lambda d: d[0])]
+        self.enumerated = enumerated
 
         postings, dont_care = self._postings(conjunctions, "business_hours", scalar=True)
         self.business_hours: tuple[int, int, int] | None = None
@@ -332,21 +401,30 @@ class _TriggerIndex:
         self.contact_tags = self._set_dimension(conjunctions, "contact_has_any_tags")
 
         postings, dont_care = self._postings(conjunctions, "message_contains_any", scalar=False)
-        # By first token: the conjunctions with that one-word keyword, and the longer phrases.
-        self.keywords: tuple[dict[str, tuple[int, list[tuple[tuple[str, ...], int]]]], frozenset[str], int] | None
-        self.keywords = None
+        # By first token: the conjunctions with that one-word keyword (an int), or those and the
+        # longer phrases that start with it (a pair of the int and a list of (phrase, mask)).
+        self.keywords: tuple[dict[str, Any], frozenset[str], int] | None = None
         if len(dont_care) < size:
-            by_first: dict[str, tuple[int, list[tuple[tuple[str, ...], int]]]] = {}
+            singles: dict[str, int] = {}
+            phrases: dict[str, list[tuple[tuple[str, ...], int]]] = {}
             for phrase, ranks in postings.items():
-                single, phrases = by_first.get(phrase[0], (0, []))
                 if len(phrase) == 1:
-                    single = _bits(ranks, size)
+                    singles[phrase[0]] = _bits(ranks, size)
                 else:
-                    phrases.append((phrase, _bits(ranks, size)))
-                by_first[phrase[0]] = (single, phrases)
+                    phrases.setdefault(phrase[0], []).append((phrase, _bits(ranks, size)))
+            by_first: dict[str, Any] = dict(singles)
+            for first, longer in phrases.items():
+                by_first[first] = (singles.get(first, 0), longer)
             self.keywords = (by_first, frozenset(by_first), _bits(dont_care, size))
 
-        self.candidates = self._generate_candidates()
+        postings, dont_care = self._postings(conjunctions, "message_matches", scalar=False)
+        self.patterns: _Patterns | None = None
+        if len(dont_care) < size:
+            self.patterns = _Patterns(
+                {pattern: _bits(ranks, size) for pattern, ranks in postings.items()}, _bits(dont_care, size), self.full
+            )
+
+        self._generate()
 
         every_set = [s for top, one_of in conjunctions for s in (top, one_of) if s is not None]
         self.needs_contact_tags = any(s.contact_has_any_tags for s in every_set)
@@ -376,96 +454,150 @@ class _TriggerIndex:
         masks = {value: _bits(ranks, self.size) for value, ranks in postings.items()}
         return masks, frozenset(masks), _bits(dont_care, self.size)
 
-    def _generate_candidates(self) -> Callable[[_State], int]:
-        """The function giving the conjunctions whose indexed conditions admit an event, as
-        bits: one AND per dimension this trigger's rules use, written out for those alone
-        (a loop over dimensions costs a fifth more per event)."""
-        env: dict[str, Any] = {
-            "FULL": self.full,
-            "contact_tags_of": contact_tags_of,
-            "contains_phrase": contains_phrase,
-        }
-        lines = ["def candidates(st):", "    event = st.event", "    mask = FULL"]
+    def _dimension_lines(self, env: dict[str, Any], nothing: str) -> list[str]:
+        """Source lines narrowing `mask` to the conjunctions that admit `event`, one AND per
+        dimension these rules use (written out for those alone: a loop over dimensions costs
+        a fifth more per event); `return <nothing>` as soon as none is left. They leave the
+        text's tokens in `words` and the business-hours answer in `hours` if they needed them."""
+        lines = ["    words = hours = None"]
+        if not self.scalar and not self.enumerated:
+            env["FULL"] = self.full
+            lines.append("    mask = FULL")
         for k, (expression, admit, dc) in enumerate(self.scalar):
             env[f"admit{k}"], env[f"dc{k}"] = admit.get, dc
-            lines += [f"    mask &= admit{k}({expression}, dc{k})", "    if not mask:", "        return 0"]
+            lines += [f"    mask {'&=' if k else '='} admit{k}({expression}, dc{k})", "    if not mask:"]
+            lines.append(f"        return {nothing}")
+        if self.enumerated:
+            combined = _Combined([(admit, dc) for _, admit, dc in self.enumerated])
+            env["combined"], env["combined_known"] = combined, combined.known.get
+            values = ", ".join(expression for expression, _, _ in self.enumerated)
+            lines += [
+                f"    values = ({values})",
+                "    found = combined_known(values)",
+                f"    mask {'&=' if self.scalar else '='} combined(values) if found is None else found",
+                "    if not mask:",
+                f"        return {nothing}",
+            ]
         for name, values, dimension in (
             ("tags", "event.tags", self.tags),
             ("contact_tags", "contact_tags_of(event)", self.contact_tags),
         ):
             if dimension is not None:
-                env[f"{name}_masks"], env[f"{name}_keys"], env[f"{name}_dc"] = dimension
+                # An event has a tag or two: a lookup each beats intersecting sets.
+                masks, _, dc = dimension
+                env[f"{name}_mask"], env[f"{name}_dc"] = masks.get, dc
                 lines += [
                     f"    admitted = {name}_dc",
-                    f"    for value in {name}_keys.intersection({values}):",
-                    f"        admitted |= {name}_masks[value]",
+                    f"    for value in {values}:",
+                    f"        admitted |= {name}_mask(value, 0)",
                     "    mask &= admitted",
                     "    if not mask:",
-                    "        return 0",
+                    f"        return {nothing}",
                 ]
         if self.keywords is not None:
             env["by_first"], env["keyword_keys"], env["keyword_dc"] = self.keywords
             lines += [
+                "    text = event.message_text",
+                "    words = tokens(text) if text else []",
                 "    admitted = keyword_dc",
-                "    words = st.tokens()",
                 "    for word in keyword_keys.intersection(words):",
-                "        single, phrases = by_first[word]",
-                "        admitted |= single",
-                "        for phrase, found in phrases:",
-                "            if contains_phrase(words, phrase):",
-                "                admitted |= found",
+                "        found = by_first[word]",
+                "        if found.__class__ is int:",
+                "            admitted |= found",
+                "        else:",
+                "            single, phrases = found",
+                "            admitted |= single",
+                "            for phrase, found in phrases:",
+                "                if contains_phrase(words, phrase):",
+                "                    admitted |= found",
                 "    mask &= admitted",
                 "    if not mask:",
-                "        return 0",
+                f"        return {nothing}",
             ]
         if self.business_hours is not None:
             # Asked last, and only when a conjunction still standing depends on the answer.
             env["if_open"], env["if_closed"], env["hours_constrained"] = self.business_hours
             lines += [
                 "    if mask & hours_constrained:",
-                "        answer = st.context.in_business_hours",
-                "        if answer is not True and answer is not False:",
-                "            answer = st.bh()",
-                "        mask &= if_open if answer else if_closed",
+                "        hours = context.in_business_hours",
+                "        if hours is not True and hours is not False:",
+                "            hours = BusinessHours(hours, event.division_id)()",
+                "        mask &= if_open if hours else if_closed",
             ]
-        lines.append("    return mask")
-        self.source = "\n".join(lines)
-        exec(compile(self.source, f"<candidates of {self.size} conjunctions>", "exec"), env)  # noqa: S102
-        return env["candidates"]
+        if self.patterns is not None:
+            # Last, being the dearest: one RE2 pass over the text for all the patterns still standing.
+            env["patterns"], env["patterns_constrained"] = self.patterns, self.patterns.constrained
+            lines += [
+                "    if mask & patterns_constrained:",
+                "        mask &= patterns.admitted(event.message_text, mask)",
+            ]
+        return lines
 
-    def match(self, event: Event, context: MatchContext) -> list[Match]:
-        """The rules that run, in order; cooldowns from `context.last_runs` (absent: never ran)."""
-        st = _State(event, context)
-        mask = self.candidates(st)
-        if not mask:
-            return []
-        entries = self.entries
-        top = self.size - 1
-        last_runs = context.last_runs
-        out: list[Match] = []
-        last = None
-        while mask:
-            bit = mask.bit_length() - 1
-            mask ^= 1 << bit
-            entry = entries[top - bit]
-            if entry is last:  # another conjunction of a rule already decided
-                continue
-            last = entry
-            check = entry.check
-            if check is not None and not check(st):
-                continue
-            if entry.cooldown and last_runs and in_cooldown(entry.cooldown, last_runs.get(entry.rule.id), st.now):
-                continue
-            out.append(entry.match)
-            if entry.stop:
-                break
-        return out
+    def _generate(self) -> None:
+        """`match(event, context)` and `candidates(event, context)` for these rules."""
+        env: dict[str, Any] = {
+            "BusinessHours": BusinessHours,
+            "State": _State,
+            "contact_tags_of": contact_tags_of,
+            "contains_phrase": contains_phrase,
+            "entries": self.entries,
+            "in_cooldown": in_cooldown,
+            "tokens": tokens,
+            "TOP": self.size - 1,
+        }
+        # The loop over the candidates, top bit first, with only the steps these rules need.
+        has_any_of = any(entry is other for entry, other in zip(self.entries, self.entries[1:], strict=False))
+        has_checks = any(entry.check is not None for entry in self.entries)
+        has_cooldowns = any(entry.cooldown for entry in self.entries)
+        env["by_bit"] = self.entries[::-1]
+        loop = [
+            "    out = []",
+            *(["    last = None"] if has_any_of else []),
+            *(["    st = None"] if has_checks else []),
+            *(["    last_runs = context.last_runs"] if has_cooldowns else []),
+            "    while mask:",
+            "        bit = mask.bit_length() - 1",
+            "        mask ^= 1 << bit",
+            "        entry = by_bit[bit]",
+        ]
+        if has_any_of:
+            loop += [
+                "        if entry is last:  # another conjunction of a rule already decided",
+                "            continue",
+                "        last = entry",
+            ]
+        if has_checks:
+            loop += [
+                "        check = entry.check",
+                "        if check is not None:",
+                "            if st is None:",
+                "                st = State(event, context, words, hours)",
+                "            if not check(st):",
+                "                continue",
+            ]
+        if has_cooldowns:
+            loop += [
+                "        if entry.cooldown and last_runs and in_cooldown(",
+                "            entry.cooldown, last_runs.get(entry.rule.id), context.now",
+                "        ):",
+                "            continue",
+            ]
+        loop += ["        out.append(entry.match)", "        if entry.stop:", "            break", "    return out"]
+        match = ["def match(event, context):", *self._dimension_lines(env, "[]"), *loop]
+        candidates = [
+            "def candidates(event, context):",
+            *self._dimension_lines(env, "0, None"),
+            "    return mask, State(event, context, words, hours)",
+        ]
+        self.source = "\n".join([*match, "", "", *candidates])
+        exec(compile(self.source, f"<rules of one trigger, {self.size} conjunctions>", "exec"), env)  # noqa: S102
+        self.match: Callable[[Event, MatchContext], list[Match]] = env["match"]
+        self.candidates: Callable[[Event, MatchContext], tuple[int, _State | None]] = env["candidates"]
 
     def passing(self, event: Event, context: MatchContext) -> list[_Entry]:
         """The candidates that pass everything but cooldown, in order, up to the first stop
         that no cooldown can hold back (one in cooldown does not stop the evaluation)."""
-        st = _State(event, context)
-        mask = self.candidates(st)
+        mask, st = self.candidates(event, context)
         top = self.size - 1
         out: list[_Entry] = []
         last = None
@@ -473,10 +605,11 @@ class _TriggerIndex:
             bit = mask.bit_length() - 1
             mask ^= 1 << bit
             entry = self.entries[top - bit]
-            if entry is last or (entry.check is not None and not entry.check(st)):
-                last = entry
+            if entry is last:
                 continue
             last = entry
+            if entry.check is not None and not entry.check(st):
+                continue
             out.append(entry)
             if entry.stop and not entry.cooldown:
                 break
@@ -555,8 +688,12 @@ class CompiledRules:
         Cooldowns come from `context.last_runs`: all of the conversation's last runs, or at
         least those of the rules that have a cooldown; a rule not in it never ran.
         """
-        index = self._index(event, context.now)
-        return [] if index is None else index.match(event, context)
+        index = self._indexes.get(event.event_type)
+        if index is None or event.source == AUTOMATION_SOURCE:
+            return []
+        if self._paused is not None and pause_in_force(self._paused, context.now):
+            return []
+        return index.match(event, context)
 
     def candidates(self, event: Event, context: MatchContext) -> Candidates:
         """Phase one of `match`, for a caller that fetches the cooldown state of the candidates

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -413,20 +413,25 @@ def keyword_phrase(keyword: str) -> tuple[str, ...]:
     return tuple(tokens(keyword))
 
 
-def contains_phrase(text_tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
+def contains_phrase(text_tokens: list[str], phrase: tuple[str, ...]) -> bool:
+    """Whether the phrase's tokens occur in the text's, one after the other."""
     size = len(phrase)
     if size == 0:
         return False
     first = phrase[0]
     if size == 1:
         return first in text_tokens
-    for i in range(len(text_tokens) - size + 1):
-        if text_tokens[i] == first and tuple(text_tokens[i : i + size]) == phrase:
+    wanted = list(phrase)
+    start = 0
+    for _ in range(text_tokens.count(first)):
+        start = text_tokens.index(first, start)
+        if text_tokens[start : start + size] == wanted:
             return True
+        start += 1
     return False
 
 
-def contains_any_keyword(text_tokens: Sequence[str], keywords: Iterable[str]) -> bool:
+def contains_any_keyword(text_tokens: list[str], keywords: Iterable[str]) -> bool:
     return any(contains_phrase(text_tokens, keyword_phrase(k)) for k in keywords)
 
 
@@ -464,6 +469,14 @@ def validate_pattern(pattern: str) -> None:
     compile_pattern(pattern)
 
 
+def compiles(pattern: str) -> bool:
+    try:
+        compile_pattern(pattern)
+    except ValueError:
+        return False
+    return True
+
+
 def _never(text: str) -> bool:
     return False
 
@@ -493,6 +506,29 @@ def pattern_search(pattern: str) -> Callable[[str], bool]:
         return match(anchor, data, 0, len(data))[0] != null_span
 
     return search
+
+
+SET_MEMORY = 64 << 20
+"""Bytes RE2 may use for a set of all of a trigger's patterns (allocated as the search needs it)."""
+
+
+def pattern_set(patterns: list[str]) -> Any | None:
+    """An RE2 set of patterns RE2 accepts: `Match(text)` gives the indexes of those that match
+    (searching, like `pattern_matches`), or None when none does. None if RE2 cannot build it.
+
+    A set runs RE2's DFA only; when its memory runs short it starts its cache afresh and goes
+    on (it has no other engine to fall back to), so it stays linear in the text.
+    """
+    options = _re2_options()
+    options.max_mem = SET_MEMORY
+    found = re2.Set.SearchSet(options)
+    try:
+        for pattern in patterns:
+            found.Add(pattern)
+        found.Compile()
+    except re2.error:
+        return None
+    return found
 
 
 def pattern_matches(pattern: str, text: str | None) -> bool:
