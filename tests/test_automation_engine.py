@@ -784,6 +784,39 @@ def test_events_from_outbox_payloads() -> None:
     assert event_from_payload("status_changed", changed, source="automation").caused_by_automation
 
 
+# ------------------------------------------------------------------ the index's own paths
+
+
+def test_a_set_of_patterns_finds_what_each_pattern_finds() -> None:
+    patterns = [*PATTERNS, r"^$", r"(?i)CAFÉ", r"a\b"]
+    found = predicates.pattern_set(patterns)
+    assert found is not None
+    for text in ["", "hello #12345", "HELLO order 7", "credit card", "café au lait", "a b", "ab", "ünïcode"]:
+        assert sorted(found.Match(text) or []) == [i for i, p in enumerate(patterns) if pattern_matches(p, text)]
+
+
+def test_without_a_pattern_set_each_pattern_is_searched(monkeypatch: pytest.MonkeyPatch) -> None:
+    import omnistream.automation.engine as engine
+
+    monkeypatch.setattr(engine, "pattern_set", lambda patterns: None)
+    rules = [rule(str(i), when={"message_matches": p}) for i, p in enumerate(PATTERNS)]
+    rules.append(rule("refused", when={"message_matches": "(unclosed"}))
+    for text in ["hello #12345", "order #9 card", "x", None]:
+        assert set(run(rules, event(message_text=text))) == {
+            str(i) for i, p in enumerate(PATTERNS) if pattern_matches(p, text)
+        }
+
+
+def test_enum_dimensions_past_their_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    import omnistream.automation.engine as engine
+
+    monkeypatch.setattr(engine._Combined, "LIMIT", 2)
+    rules = [rule(when={"channel_in": ["email"], "status_in": ["open"]}), rule("any", when={"priority_in": ["low"]})]
+    for channel in ["email", "whatsapp", "fax", "email"]:
+        for status in ["open", "closed", "odd"]:
+            assert run(rules, event(channel=channel, status=status, priority="low"))[-1] == "any"
+
+
 # ------------------------------------------------------------------ compiled vs interpreted
 
 DIVISIONS = [DIVISION_A, DIVISION_B, UUID("00000000-0000-4000-8000-00000000000c")]

@@ -20,21 +20,26 @@ Semantics (the reference interpreter, `interpreter.py`, spells out the same, one
 * A rule that runs with `stop_on_match` ends the evaluation: no rule after it runs. A rule
   held back by anything above, cooldown included, does not stop the evaluation.
 
-The index. Rules of one trigger type get bit positions in priority order, the first rule the
-highest bit (so the next rule to run is always the top bit, which Python finds in constant time).
-Each selective condition is a dimension: channel, status, division, priority, previous status,
-assigned or not, conversation tags, contact tags and message keywords. For each dimension and
-each value an event can have, a big integer holds the rules that admit that value: the rules
-that list it, plus the dimension's "don't care" rules that do not constrain it. An event's
-candidates are the AND of one such integer per dimension (tags and keywords: the OR over the
-event's tags or words first), so its cost follows the values the event has and the rules that
-can match it, not the number of rules. Keywords are indexed by their first token; phrases are
-checked token by token against the text's tokens at each position where their first token
-occurs. Conditions inside `any_of` are indexed too: on a dimension that every set of a rule
-constrains, the rule admits the union of the sets' values (intersected with its own condition
-there, if it has one). What the index cannot decide - the regular expression, business hours,
-the `any_of` sets themselves, schedule, snooze, rollout and cooldown - is checked on the
-candidates only, in priority order, until a stop.
+The index (after the counting and k-index families of Boolean-expression indexes, with
+bitsets for the postings). A rule is one conjunction of conditions, or, with `any_of`, one
+conjunction per set (its own conditions and that set's), side by side. The conjunctions of one
+trigger type get bit positions in priority order, the first the highest bit, so the next rule
+to decide is always the top bit, which Python finds in constant time. Each indexable condition
+is a dimension: division, channel, status, priority, previous status, assigned or not,
+conversation tags, contact tags, message keywords, business hours and the regular expression.
+For each dimension and each value an event can have, a big integer holds the conjunctions that
+admit the value: those that list it, plus the dimension's "don't care" conjunctions, which do
+not constrain it. An event's candidates are the AND of one such integer per dimension its
+trigger's rules use (tags and keywords: the OR over the event's tags or words first), so the
+cost follows the values the event has and the rules that can match it, not the number of
+rules. Keywords are looked up by their first token, a phrase then checked against the tokens
+that follow it. Business hours are asked for, and the text searched, only when a conjunction
+still standing needs them; the search is one RE2 set holding every pattern of the trigger. The
+enum dimensions (channel, status, priority, previous status, assigned) are looked up together,
+one memo per combination of their values. What the index leaves open - snooze, schedule,
+rollout, the `any_of` sets themselves, cooldown - is checked on the candidates only, in
+priority order, until a stop. The code of each trigger's match is generated for the
+dimensions its rules use (`_TriggerIndex.source` shows it).
 
 Cooldown needs state the worker keeps (the last run per rule and conversation). `match` takes
 it in `MatchContext.last_runs`; to fetch only what is needed, call `candidates()` first: its
