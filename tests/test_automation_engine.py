@@ -261,6 +261,10 @@ def test_any_of_needs_one_set_and_the_rest() -> None:
     assert not holds(
         event(channel="email"), channel_in=["email", "whatsapp"], any_of=[ConditionSet(channel_in=["whatsapp"])]
     )
+    assert not holds(
+        event(channel="whatsapp"), channel_in=["email"], any_of=[ConditionSet(channel_in=["email", "whatsapp"])]
+    )
+    assert holds(event(channel="email"), channel_in=["email"], any_of=[ConditionSet(channel_in=["email", "instagram"])])
     assert holds(
         event(tags=frozenset({"a"}), message_text="x"),
         has_any_tags=["a"],
@@ -282,7 +286,7 @@ def test_priority_order_then_age_then_id() -> None:
     low_id, high_id = UUID(int=1), UUID(int=2)
     rules = [
         rule("low", priority=-5),
-        rule("newer", created_at=newer),
+        rule("newer", created_at=newer, id=UUID(int=0)),
         rule("older, bigger id", created_at=older, id=high_id),
         rule("older, smaller id", created_at=older, id=low_id),
         rule("high", priority=10),
