@@ -818,7 +818,8 @@ def test_enum_dimensions_past_their_memo(monkeypatch: pytest.MonkeyPatch) -> Non
     rules = [rule(when={"channel_in": ["email"], "status_in": ["open"]}), rule("any", when={"priority_in": ["low"]})]
     for channel in ["email", "whatsapp", "fax", "email"]:
         for status in ["open", "closed", "odd"]:
-            assert run(rules, event(channel=channel, status=status, priority="low"))[-1] == "any"
+            ran = set(run(rules, event(channel=channel, status=status, priority="low")))
+            assert ran == ({"rule", "any"} if (channel, status) == ("email", "open") else {"any"})
 
 
 # ------------------------------------------------------------------ compiled vs interpreted
