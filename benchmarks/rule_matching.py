@@ -308,14 +308,17 @@ def run(sizes: Sequence[int], seconds: float, event_count: int, seed: int, round
     print(f"  {'rules':>6} {'compile ms':>11} {'matches/ev':>10} {'(a) matcher ev/s':>17} "
           f"{'(b) interpreter ev/s':>21} {'a/b':>8} {'(c) PG+interp ev/s':>19}")  # fmt: skip
     matcher_rate: dict[int, float] = {}
+    interpreter_rate: dict[int, float] = {}
     for size in sizes:
         rng = random.Random(seed + size)
         world = World(rng, size)
         rules = make_rules(rng, world, size)
         events = make_events(rng, world, event_count)
-        started = time.process_time()
-        compiled = compile_rules(rules, control)
-        compile_ms = (time.process_time() - started) * 1000
+        compile_ms = float("inf")
+        for _ in range(3):
+            started = time.process_time()
+            compiled = compile_rules(rules, control)
+            compile_ms = min(compile_ms, (time.process_time() - started) * 1000)
         interpreter = ReferenceInterpreter(rules, control)
         checked = events[: max(200, min(len(events), 2_000_000 // max(size, 1)))]
         for event, context in checked:
@@ -329,16 +332,21 @@ def run(sizes: Sequence[int], seconds: float, event_count: int, seed: int, round
             a = max(a, throughput(compiled.match, events, seconds / rounds))
             b = max(b, throughput(interpreter.match, events, seconds / rounds))
         c = loaded_from_postgres_per_event(rules, events, seconds)
-        matcher_rate[size] = a
+        matcher_rate[size], interpreter_rate[size] = a, b
         c_text = f"{c:,.0f}" if c is not None else "n/a (no table)"
         print(f"  {size:>6,} {compile_ms:>11,.1f} {matches / len(events):>10.2f} {a:>17,.0f} {b:>21,.0f} "
               f"{a / b:>7,.0f}x {c_text:>19}")  # fmt: skip
     largest = max(sizes)
     if 100 in matcher_rate and largest != 100:
         ratio = matcher_rate[largest] / matcher_rate[100]
-        print(f"  matcher at {largest:,} rules vs at 100: {ratio:.2f} of the throughput (target at least 0.33)")
-    if 1000 in matcher_rate:
-        print("  target at 1,000 rules: matcher at least 100x the interpreter")
+        verdict = "met" if ratio >= 1 / 3 else "NOT MET"
+        print(
+            f"  matcher at {largest:,} rules vs at 100: {ratio:.2f} of the throughput (target at least 0.33: {verdict})"
+        )
+    if 1000 in interpreter_rate:
+        ratio = matcher_rate[1000] / interpreter_rate[1000]
+        verdict = "met" if ratio >= 100 else "NOT MET"
+        print(f"  at 1,000 rules the matcher is {ratio:,.0f}x the interpreter (target at least 100x: {verdict})")
 
 
 def main() -> None:

@@ -545,10 +545,8 @@ class _TriggerIndex:
             "State": _State,
             "contact_tags_of": contact_tags_of,
             "contains_phrase": contains_phrase,
-            "entries": self.entries,
             "in_cooldown": in_cooldown,
             "tokens": tokens,
-            "TOP": self.size - 1,
         }
         # The loop over the candidates, top bit first, with only the steps these rules need.
         has_any_of = any(entry is other for entry, other in zip(self.entries, self.entries[1:], strict=False))
@@ -688,7 +686,8 @@ class CompiledRules:
         return index
 
     def match(self, event: Event, context: MatchContext) -> list[Match]:
-        """The rules that run for the event, in execution order.
+        """The rules that run for the event, in execution order (none for an event automation
+        caused, or while the tenant is paused).
 
         Cooldowns come from `context.last_runs`: all of the conversation's last runs, or at
         least those of the rules that have a cooldown; a rule not in it never ran.

@@ -8,12 +8,17 @@ expression compiles) is checked by `validate_rule`, which the service calls befo
 which raises `RuleDefinitionError` (a ValueError naming the field): a 422, where a decoding
 error is a 400.
 
-Conditions (`RuleConditions`): every condition given must hold; an empty object (or a condition
-left out, null, or an empty list) constrains nothing, so `{}` matches every event of the rule's
-trigger. `any_of` is a list of condition sets of which at least one must hold, alongside the
-other conditions; its sets cannot nest another `any_of` (a set is a plain AND; what nesting
-would say can be written by distributing it over the sets). An empty set in `any_of` always
-holds.
+Conditions (`RuleConditions`): every condition given must hold; one not given (a list null or
+empty, `assigned_is_null` null, a business-hours flag false) constrains nothing, so `{}`
+matches every event of the rule's trigger. `any_of` is a list of condition sets of which at
+least one must hold, alongside the other conditions; its sets cannot nest another `any_of` (a
+set is a plain AND; what nesting would say can be written by distributing it over the sets).
+An empty set in `any_of` always holds. The message conditions (`message_contains_any`,
+`message_matches`) belong to message_received_inbound rules and `previous_status_in` to
+status_changed rules: `validate_rule` refuses them elsewhere. Keywords and regular expressions
+are matched as `predicates` describes; tags ignore case and surrounding spaces, as stored tags do.
+
+Weekdays count from 0 = Monday to 6 = Sunday, as in working hours.
 """
 
 from __future__ import annotations
