@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from omnistream.automation import predicates
 from omnistream.automation.engine import compile_rules, effective_state, rule_effective_state
-from omnistream.automation.interpreter import ReferenceInterpreter, interpret
+from omnistream.automation.interpreter import ReferenceInterpreter, conditions_hold, interpret
 from omnistream.automation.predicates import (
     Event,
     MatchContext,
@@ -271,6 +271,13 @@ def test_any_of_needs_one_set_and_the_rest() -> None:
         any_of=[ConditionSet(has_any_tags=["a"], message_matches="x")],
     )
     assert not holds(event(tags=frozenset({"a"})), has_any_tags=["a"], any_of=[ConditionSet(has_any_tags=["b"])])
+
+
+def test_conditions_alone_for_a_dry_run() -> None:
+    conditions = RuleConditions(message_contains_any=["refund"], business_hours_only=True)
+    assert conditions_hold(conditions, event(message_text="refund!"), MatchContext(NOW, in_business_hours=True))
+    assert not conditions_hold(conditions, event(message_text="refund!"), MatchContext(NOW, in_business_hours=False))
+    assert not conditions_hold(conditions, event(message_text="hi"), MatchContext(NOW, in_business_hours=True))
 
 
 def test_any_of_does_not_nest() -> None:

@@ -113,6 +113,13 @@ class ReferenceInterpreter:
         return matches
 
 
+def conditions_hold(conditions: RuleConditions, event: Event, context: MatchContext) -> bool:
+    """Whether the conditions alone hold for the event, whatever the gates (activity, snooze,
+    pause, schedule, rollout, cooldown) say: what a dry run of a rule reports as matched."""
+    text = _Text(event.message_text)
+    return _holds(conditions, event, text, BusinessHours(context.in_business_hours, event.division_id))
+
+
 def interpret(
     rules: Iterable[AutomationRule], event: Event, context: MatchContext, control: AutomationControl | None = None
 ) -> list[Match]:

@@ -12,10 +12,10 @@ Keywords
 --------
 Text and keywords are cut into tokens by `tokens`: runs of letters, digits and combining marks;
 everything else (spaces, punctuation, symbols, the underscore) separates tokens. Each token is
-folded: compatibility decomposition (NFKD), case folding, combining marks (accents) removed; so
-"Cuándo", "CUANDO" and "cuando" are one token, and "ﬁle" is "file". Ideographs, kana and Thai
-letters, written without spaces between words, are one token per character, so a keyword in
-those scripts matches as a run of characters anywhere. A keyword matches when its tokens occur
+folded: compatibility decomposition (NFKD), case folding, non-spacing marks (accents) removed;
+so "Cuándo", "CUANDO" and "cuando" are one token, and "ﬁle" is "file". Ideographs, kana, Thai
+and Lao letters, written without spaces between words, are one token per character, so a
+keyword in those scripts matches as a run of characters anywhere. A keyword matches when its tokens occur
 in the text consecutively (`contains_phrase`): "refund" matches "Refund!" and "my refund", not
 "refunded"; "credit card" matches "credit-card" and "Credit  Card", not "card credit".
 
