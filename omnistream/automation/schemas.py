@@ -33,7 +33,8 @@ from omnistream.automation import predicates
 from omnistream.automation.variables import VARIABLES, unknown_variables
 from omnistream.contacts.schemas import Channel, Tag
 from omnistream.conversations.schemas import Priority, SettableStatus, Status
-from omnistream.kit.schema import NO_NUL, Input, Name, Schema, Text
+from omnistream.kit.schema import NO_NUL, NOT_BLANK, WHITESPACE, Input, Name, Schema, Text, pattern
+from omnistream.messages.schemas import TEMPLATE_NAME_PATTERN
 
 TriggerType = Literal["conversation_created", "message_received_inbound", "status_changed", "sla_breached"]
 TRIGGER_TYPES: tuple[str, ...] = TriggerType.__args__  # type: ignore[attr-defined]
@@ -49,7 +50,7 @@ Keyword = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=100,
-        pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+        pattern=NOT_BLANK,
         description="A word or phrase; matched whole-word, ignoring case and accents",
     ),
 ]
@@ -202,13 +203,19 @@ ActionText = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=4096,
-        pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+        pattern=NOT_BLANK,
         description="Text; {{contact.name}}-style variables are replaced: " + ", ".join(VARIABLES),
     ),
 ]
+TEMPLATE_LANGUAGE = pattern(r"^[a-z]{2,3}(?:_[A-Z]{2})?$", "must be a language code, such as en, en_US or pt_BR")
+WEBHOOK_URL = pattern(
+    rf"^https?://[^{WHITESPACE}\x00/?#]+[^{WHITESPACE}\x00]*$", "must be an http or https URL with a host"
+)
 ActionTags = Annotated[list[Tag], msgspec.Meta(min_length=1, max_length=50)]
-HeaderName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
-HeaderValue = Annotated[str, msgspec.Meta(max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
+HEADER_NAME = pattern(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "must be an HTTP header name (letters, digits, - and the like)")
+HEADER_VALUE = pattern(r"^[^\x00-\x1f\x7f]*$", "must not contain control characters")
+HeaderName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=HEADER_NAME)]
+HeaderValue = Annotated[str, msgspec.Meta(max_length=1000, pattern=HEADER_VALUE)]
 RESERVED_WEBHOOK_HEADERS = frozenset(
     {"host", "content-length", "content-type", "transfer-encoding", "connection", "x-omnistream-signature"}
 )
@@ -260,9 +267,9 @@ class SendMessageAction(Action, tag="send_message"):
 class SendTemplateAction(Action, tag="send_template"):
     """Send an approved WhatsApp template; parameters fill its body's {{1}}, {{2}}, ... in order."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=TEMPLATE_NAME_PATTERN)]
     language: Annotated[
-        str, msgspec.Meta(pattern=r"^[a-z]{2,3}(?:_[A-Z]{2})?$", description="e.g. en, en_US, pt_BR", examples=["en"])
+        str, msgspec.Meta(pattern=TEMPLATE_LANGUAGE, description="e.g. en, en_US, pt_BR", examples=["en"])
     ]
     parameters: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=1024, pattern=NO_NUL)]], msgspec.Meta(max_length=20)
@@ -278,7 +285,7 @@ class AddNoteAction(Action, tag="add_note"):
 class SendWebhookAction(Action, tag="send_webhook"):
     """POST the event as JSON to `url`, signed with `secret` (HMAC-SHA256 of the body) when given."""
 
-    url: Annotated[str, msgspec.Meta(min_length=8, max_length=2048, pattern=r"^https?://[^\s\x00/?#]+[^\s\x00]*$")]
+    url: Annotated[str, msgspec.Meta(min_length=8, max_length=2048, pattern=WEBHOOK_URL)]
     secret: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)] | None = None
     headers: Annotated[dict[HeaderName, HeaderValue], msgspec.Meta(max_length=20)] = {}
 
