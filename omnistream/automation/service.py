@@ -14,6 +14,7 @@ import asyncpg
 import msgspec
 
 from omnistream.automation import repository
+from omnistream.automation.schemas import AutomationControl, AutomationRule
 
 EVENT_TYPES = ("conversation_created", "message_received_inbound", "status_changed", "sla_breached")
 
@@ -51,3 +52,12 @@ class Outbox:
         if self.events:
             await repository.insert_events(conn, self.events)
         return [e["id"] for e in self.events]
+
+
+async def rule_set(
+    conn: asyncpg.Connection, tenant_id: UUID
+) -> tuple[list[AutomationRule], AutomationControl | None, int]:
+    """A tenant's rules (all of them), its control state and the version of both, read together
+    (for the worker's matcher, inside the caller's transaction)."""
+    control, version = await repository.control(conn, tenant_id)
+    return await repository.rules_for_matching(conn, tenant_id), control, version
