@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import msgspec
 
 from omnistream.activity import service as activity
@@ -59,3 +60,8 @@ async def update_contact(db: Database, actor: Actor, contact_id: UUID, data: Con
         contact = await repository.get(conn, actor.tenant_id, contact_id)
     assert contact is not None
     return contact
+
+
+async def get_in(conn: asyncpg.Connection, tenant_id: UUID, contact_id: UUID) -> Contact | None:
+    """A contact of the tenant, inside the caller's transaction (for other areas)."""
+    return await repository.get(conn, tenant_id, contact_id)

@@ -96,3 +96,13 @@ async def expire_stale(
 
 async def event_snapshot(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID) -> asyncpg.Record:
     return await queries.event_snapshot(conn, tenant_id=tenant_id, id=conversation_id)
+
+
+async def set_priority(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, priority: str) -> None:
+    await queries.set_priority(conn, tenant_id=tenant_id, id=conversation_id, priority=priority)
+
+
+async def online_agents_by_load(conn: asyncpg.Connection, tenant_id: UUID, division_id: UUID) -> list[tuple[UUID, int]]:
+    await queries.lock_division_assignments(conn, tenant_id=tenant_id, division_id=division_id)
+    rows = await queries.online_agents_by_load(conn, tenant_id=tenant_id, division_id=division_id)
+    return [(row["id"], row["load"]) for row in rows]

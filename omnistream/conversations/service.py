@@ -439,3 +439,63 @@ async def record_outbound(
 
 async def lock_for_message(conn: asyncpg.Connection, actor: Actor, conversation_id: UUID) -> asyncpg.Record:
     return await _lock_visible(conn, actor, conversation_id)
+
+
+# ------------------------------------------------------------------ for automation (caller's transaction)
+# Automation acts for the tenant (Actor.automation): it sees every conversation, and the events
+# its changes cause carry the source "automation", which no rule matches.
+
+
+async def lock_for_automation(
+    conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID
+) -> asyncpg.Record | None:
+    """The conversation, locked for the rest of the transaction; None when it is gone."""
+    return await repository.lock(conn, tenant_id, conversation_id)
+
+
+async def assign_in(
+    conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, agent_id: UUID | None, division_id: UUID | None
+) -> None:
+    """Assign to the agent (None: unassign); move to the division when one is named."""
+    await _assign(conn, actor, row, agent_id, division_id if division_id is not None else msgspec.UNSET)
+
+
+async def move_to_division_in(conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, division_id: UUID) -> None:
+    """Route to the division; an assigned agent who is not a member of it is unassigned."""
+    agent_id = row["assigned_agent_id"]
+    if agent_id is not None and not await divisions.is_member(conn, actor.tenant_id, division_id, agent_id):
+        agent_id = None
+    await _assign(conn, actor, row, agent_id, division_id)
+
+
+async def set_status_in(
+    conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, status: str, outbox: Outbox, reason: str | None
+) -> None:
+    await _set_status(conn, actor, row, status, outbox, reason)
+
+
+async def change_tags_in(
+    conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, add: list[str], remove: list[str]
+) -> None:
+    await _change_tags(conn, actor, row, add, remove, None)
+
+
+async def set_priority_in(conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, priority: str) -> None:
+    if row["priority"] == priority:
+        return
+    await repository.set_priority(conn, actor.tenant_id, row["id"], priority)
+    await activity.record(
+        conn,
+        actor,
+        "conversation.priority_changed",
+        "conversation",
+        row["id"],
+        previous=row["priority"],
+        priority=priority,
+    )
+
+
+async def online_agents_by_load(conn: asyncpg.Connection, tenant_id: UUID, division_id: UUID) -> list[tuple[UUID, int]]:
+    """The division's online agents with their live conversations, least busy first; no other
+    transaction chooses among them until this one ends, so concurrent assignments see each other."""
+    return await repository.online_agents_by_load(conn, tenant_id, division_id)

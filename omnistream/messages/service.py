@@ -210,44 +210,49 @@ def _content(data: MessageSend) -> dict[str, Any]:
 async def send_message(
     db: Database, arq: ArqRedis, actor: Actor, conversation_id: UUID, data: MessageSend
 ) -> ChatMessage:
-    content = _content(data)
-    now = datetime.now(UTC)
     async with db.tenant(actor.tenant_id) as conn:
         row = await conversations.lock_for_message(conn, actor, conversation_id)
-        if row["status"] in ("closed", "expired"):
-            raise Conflict(f"the conversation is {row['status']}; a new message from the contact opens a new one")
-        if (
-            row["channel"] == "whatsapp"
-            and data.type != "template"
-            and (row["last_inbound_at"] is None or now - row["last_inbound_at"] > WHATSAPP_SESSION_WINDOW)
-        ):
-            raise Unprocessable(
-                "WhatsApp allows free-form messages only within 24 hours of the customer's last message; "
-                'send an approved template instead (type "template")',
-                field="type",
-                code="whatsapp_session_expired",
-            )
-        message_id = await repository.insert_outbound(
-            conn,
-            actor.tenant_id,
-            conversation_id=conversation_id,
-            channel=row["channel"],
-            type=data.type,
-            text=data.text,
-            content=content,
-            sender_type="agent",
-            sender_agent_id=actor.user_id,
-        )
-        await conversations.record_outbound(
-            conn, actor.tenant_id, conversation_id, now, preview_of(data.type, data.text)
-        )
-        await activity.record(
-            conn, actor, "message.sent", "message", message_id, conversation_id=str(conversation_id), type=data.type
-        )
+        message_id = await queue_outbound_in(conn, actor, row, data)
         message = await repository.get(conn, actor.tenant_id, message_id)
     assert message is not None
     await enqueue_delivery(arq, actor.tenant_id, message_id)
     return message
+
+
+async def queue_outbound_in(conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, data: MessageSend) -> UUID:
+    """Queue a message in the locked conversation `row`, inside the caller's transaction (which
+    enqueues its delivery after commit). The sender is the actor: an agent, or automation."""
+    content = _content(data)
+    now = datetime.now(UTC)
+    if row["status"] in ("closed", "expired"):
+        raise Conflict(f"the conversation is {row['status']}; a new message from the contact opens a new one")
+    if (
+        row["channel"] == "whatsapp"
+        and data.type != "template"
+        and (row["last_inbound_at"] is None or now - row["last_inbound_at"] > WHATSAPP_SESSION_WINDOW)
+    ):
+        raise Unprocessable(
+            "WhatsApp allows free-form messages only within 24 hours of the customer's last message; "
+            'send an approved template instead (type "template")',
+            field="type",
+            code="whatsapp_session_expired",
+        )
+    message_id = await repository.insert_outbound(
+        conn,
+        actor.tenant_id,
+        conversation_id=row["id"],
+        channel=row["channel"],
+        type=data.type,
+        text=data.text,
+        content=content,
+        sender_type="automation" if actor.user_id is None else "agent",
+        sender_agent_id=actor.user_id,
+    )
+    await conversations.record_outbound(conn, actor.tenant_id, row["id"], now, preview_of(data.type, data.text))
+    await activity.record(
+        conn, actor, "message.sent", "message", message_id, conversation_id=str(row["id"]), type=data.type
+    )
+    return message_id
 
 
 async def enqueue_delivery(arq: ArqRedis, tenant_id: UUID, message_id: UUID) -> None:

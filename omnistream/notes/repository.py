@@ -24,7 +24,9 @@ async def list_page(
     return many(rows, Note), total
 
 
-async def insert(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, author_id: UUID, body: str) -> UUID:
+async def insert(
+    conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID, author_id: UUID | None, body: str
+) -> UUID:
     return await queries.insert_note(
         conn, tenant_id=tenant_id, conversation_id=conversation_id, author_id=author_id, body=body
     )

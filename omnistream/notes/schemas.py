@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -14,7 +14,10 @@ NoteBody = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=
 class Note(Schema):
     id: UUID
     conversation_id: UUID
-    author_id: UUID
+    author_type: Literal["agent", "automation"]
+    """An agent wrote it, or an automation rule's add_note action did."""
+    author_id: UUID | None
+    """The agent; null for automation."""
     author_name: str
     body: str
     created_at: datetime

@@ -61,3 +61,10 @@ async def delete_note(db: Database, actor: Actor, note_id: UUID) -> None:
         note = await _editable(conn, actor, note_id)
         await repository.delete(conn, actor.tenant_id, note_id)
         await activity.record(conn, actor, "note.deleted", "note", note_id, conversation_id=str(note.conversation_id))
+
+
+async def add_in(conn: asyncpg.Connection, actor: Actor, conversation_id: UUID, body: str) -> UUID:
+    """A note by the actor (automation: no agent) inside the caller's transaction."""
+    note_id = await repository.insert(conn, actor.tenant_id, conversation_id, actor.user_id, body)
+    await activity.record(conn, actor, "note.created", "note", note_id, conversation_id=str(conversation_id))
+    return note_id

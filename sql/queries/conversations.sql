@@ -76,7 +76,7 @@ SELECT count(*)
 
 -- name: lock_conversation^
 -- The row a change is about to modify, locked so concurrent changes apply one after another.
-SELECT id, contact_id, channel, account_id, status, assigned_agent_id, division_id, tags, handled_by,
+SELECT id, contact_id, channel, account_id, status, assigned_agent_id, division_id, tags, priority, handled_by,
        ai_agent_id, last_inbound_at
   FROM conversations
  WHERE tenant_id = :tenant_id AND id = :id
@@ -144,3 +144,24 @@ RETURNING c.id, c.contact_id, c.channel, c.account_id, c.status, c.assigned_agen
 -- name: event_snapshot^
 SELECT id, contact_id, channel, account_id, status, assigned_agent_id, division_id, tags, priority, handled_by
   FROM conversations WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: set_priority!
+UPDATE conversations SET priority = :priority, updated_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: lock_division_assignments$
+-- Until the transaction ends, one automatic assignment at a time in the division, across workers:
+-- the next one reads the loads and the last round-robin choice after this one committed.
+SELECT pg_advisory_xact_lock(hashtextextended(:tenant_id::uuid::text || '/' || :division_id::uuid::text, 0))::text;
+
+-- name: online_agents_by_load
+-- The online, active agents of a division and how many live conversations each holds, the least
+-- busy first (ties by id): whom automation's assignment strategies choose from.
+SELECT u.id, count(c.id) AS load
+  FROM division_agents da
+  JOIN users u ON u.tenant_id = da.tenant_id AND u.id = da.user_id
+  LEFT JOIN conversations c ON c.tenant_id = u.tenant_id AND c.assigned_agent_id = u.id AND c.status IN ('open', 'pending')
+ WHERE da.tenant_id = :tenant_id AND da.division_id = :division_id
+   AND u.deleted_at IS NULL AND u.status = 'active' AND u.online_status = 'online'
+ GROUP BY u.id
+ ORDER BY load, u.id;
