@@ -52,6 +52,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_json: bool = False
     log_level: str = "INFO"
     public_url: str = ""
+    webhooks_allow_private: bool = False
+    """Let automation webhooks reach private, loopback and link-local addresses (tests, on-premise)."""
+    listen_database_url: str = ""
+    """A direct PostgreSQL URL for the workers' LISTEN (not through a transaction pooler); default DATABASE_URL."""
     metrics_token: str = ""
     """When set, /metrics answers only `Authorization: Bearer <token>`."""
 
@@ -129,6 +133,8 @@ ENVIRONMENT = {
     "log_json": "OMNISTREAM_LOG_JSON",
     "log_level": "OMNISTREAM_LOG_LEVEL",
     "public_url": "OMNISTREAM_PUBLIC_URL",
+    "webhooks_allow_private": "OMNISTREAM_WEBHOOKS_ALLOW_PRIVATE",
+    "listen_database_url": "OMNISTREAM_LISTEN_DATABASE_URL",
     "metrics_token": "OMNISTREAM_METRICS_TOKEN",
 }
 

@@ -9,6 +9,7 @@ from arq import cron, func
 from arq.connections import RedisSettings
 
 from omnistream.auth.tasks import purge_ended_sessions
+from omnistream.automation_events import tasks as automation
 from omnistream.config import Settings, load_settings
 from omnistream.conversations.tasks import expire_stale_conversations
 from omnistream.db import Database
@@ -21,20 +22,26 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["db"] = await Database.from_settings(settings, min_size=1)
     if settings.is_production:
         await ctx["db"].require_confined_role()
+    await automation.start_processor(ctx)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await automation.stop_processor(ctx)
     if "db" in ctx:
         await ctx["db"].close()
 
 
 class WorkerSettings:
     # arq stops a job after max_tries (5 by default): delivery must get all of its attempts.
-    functions: list[Any] = [func(deliver_message, max_tries=MAX_ATTEMPTS)]
+    functions: list[Any] = [
+        func(deliver_message, max_tries=MAX_ATTEMPTS),
+        func(automation.deliver_automation_webhooks, max_tries=automation.WEBHOOK_ATTEMPTS),
+    ]
     cron_jobs = [
         cron(purge_ended_sessions, minute={17}, run_at_startup=False),
         cron(sweep_queued_messages, second={30}, run_at_startup=True),
         cron(expire_stale_conversations, second={0}, run_at_startup=False),
+        cron(automation.sweep_pending_webhooks, second={45}, run_at_startup=False),
     ]
     on_startup = startup
     on_shutdown = shutdown
