@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-SUITES = ["benchmarks.rule_matching", "benchmarks.ingestion", "benchmarks.http"]
+SUITES = ["benchmarks.rule_matching", "benchmarks.ingestion", "benchmarks.automation", "benchmarks.http"]
 
 if __name__ == "__main__":
     failed = 0

@@ -11,8 +11,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from uuid import UUID, uuid4
 
-from omnistream.db import APP_ROLE, ensure_app_login, ensure_database, migrate, with_database
+from omnistream.auth import service as auth
+from omnistream.auth.schemas import RegisterRequest
+from omnistream.config import load_settings
+from omnistream.db import APP_ROLE, Database, ensure_app_login, ensure_database, migrate, with_database
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
@@ -53,3 +57,22 @@ def servers(database: str = "omnistream_bench") -> Iterator[BenchServers]:
         if embedded is not None:
             embedded.stop()
             shutil.rmtree(embedded.data_dir, ignore_errors=True)
+
+
+async def new_tenant(db: Database) -> UUID:
+    """A registered organisation (its admin included), as a tenant signs up."""
+    settings = load_settings(environ={}, jwt_secret="x" * 40)
+    session = await auth.register(
+        db,
+        settings,
+        RegisterRequest(
+            organization_name=f"Bench {uuid4().hex[:6]}",
+            name="Bench",
+            email=f"{uuid4().hex}@bench.test",
+            password="benchmark password",
+        ),
+        ip=None,
+        user_agent=None,
+        request_id=None,
+    )
+    return session.agent.tenant.id

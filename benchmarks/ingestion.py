@@ -19,37 +19,16 @@ import argparse
 import asyncio
 import random
 import time
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 import uvloop
 
-from benchmarks._servers import BenchServers, servers
-from omnistream.auth import service as auth
-from omnistream.auth.schemas import RegisterRequest
-from omnistream.config import load_settings
+from benchmarks._servers import BenchServers, new_tenant, servers
 from omnistream.db import Database
 from omnistream.messages.schemas import InboundMessage
 from omnistream.messages.service import ingest_inbound, ingest_inbound_many
 from omnistream.security.passwords import use_cheap_hashing_for_tests
-
-
-async def _tenant(db: Database) -> UUID:
-    settings = load_settings(environ={}, jwt_secret="x" * 40)
-    session = await auth.register(
-        db,
-        settings,
-        RegisterRequest(
-            organization_name=f"Bench {uuid4().hex[:6]}",
-            name="Bench",
-            email=f"{uuid4().hex}@bench.test",
-            password="benchmark password",
-        ),
-        ip=None,
-        user_agent=None,
-        request_id=None,
-    )
-    return session.agent.tenant.id
 
 
 def _messages(tenant_id: UUID, count: int, contacts: int) -> list[InboundMessage]:
@@ -130,7 +109,7 @@ async def run(
     if warmup:
         db = await Database.connect(bench.app_url, min_size=concurrency, max_size=concurrency)
         try:
-            elapsed = await _ingest_all(db, _messages(await _tenant(db), warmup, max(1, warmup // 5)), concurrency)
+            elapsed = await _ingest_all(db, _messages(await new_tenant(db), warmup, max(1, warmup // 5)), concurrency)
         finally:
             await db.close()
         await _analyze(bench.admin_url)
@@ -140,7 +119,7 @@ async def run(
     figures, problems = {}, {}
     try:
         for label, delivery in (("one message per delivery", 1), (f"up to {size} messages per delivery", size)):
-            tenant_id = await _tenant(db)
+            tenant_id = await new_tenant(db)
             batch = _messages(tenant_id, count, contacts)
             elapsed = await _ingest_all(db, batch, concurrency, delivery)
             # Redelivery of a tenth of them must store nothing new.
