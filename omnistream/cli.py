@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -212,7 +213,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 "api": _granian_command(settings, workers=args.workers, reload=args.reload),
                 "worker": [sys.executable, "-m", "omnistream.cli", "worker"],
             },
-            _environment(settings) | {"OMNISTREAM_PORT": str(port)},
+            _environment(settings) | {"OMNISTREAM_PORT": str(port)} | _shared_metrics(settings.data_dir),
             on_started=announce,
         )
     finally:
@@ -220,6 +221,18 @@ def cmd_dev(args: argparse.Namespace) -> int:
             _say("stopping embedded servers ...")
             servers.stop()  # type: ignore[attr-defined]  # dev holds the folder's lock: they are its own
             _say("stopped; data kept in " + os.path.abspath(settings.data_dir))
+
+
+def _shared_metrics(data_dir: str) -> dict[str, str]:
+    """One folder where the API's and the worker's processes keep their Prometheus counters, so that
+    /metrics shows the worker's too (prometheus_client's multiprocess mode); emptied at each start,
+    as the counters of processes that have ended would otherwise be counted again."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return {}
+    folder = os.path.join(os.path.abspath(data_dir), "metrics")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": folder}
 
 
 def load_settings_with(settings: Settings, **changes: object) -> Settings:

@@ -171,7 +171,8 @@ _SELECT_METHODS = {
 
 class OptionalLinesQuery:
     """A named select whose lines ending in `--? key` apply only when the caller passes `key` with
-    a value other than None or False (a filter given, a flag set), and whose `:limit` is written
+    a value other than None (a filter given; False too when the line compares with `:key`) or False
+    (a flag set), and whose `:limit` is written
     into the statement as a number.
 
     A list with optional filters written as `(:x IS NULL OR col = :x)` is one statement for every
@@ -193,6 +194,11 @@ class OptionalLinesQuery:
             (m["sql"], m["key"]) if (m := _OPTIONAL_LINE.match(line)) else (line, None) for line in written.splitlines()
         ]
         self.keys = frozenset(key for _, key in self._lines if key)
+        # A line that uses its key as a parameter (`AND matched = :matched --? matched`) is a filter,
+        # and False is one of its values; any other key is a flag, on when true.
+        self._filters = frozenset(
+            key for sql, key in self._lines if key and re.search(rf"(?<!:):{re.escape(key)}\b", sql)
+        )
         self._has_limit = _LIMIT.search(written) is not None
         # Bounded: a caller may ask for any combination of filters and page sizes.
         self.variant = functools.lru_cache(maxsize=self.MAX_VARIANTS)(self._load_variant)
@@ -209,7 +215,11 @@ class OptionalLinesQuery:
         return sql, tuple(adapter.var_sorted[self.name])
 
     def __call__(self, conn: asyncpg.Connection, **params: Any) -> Any:
-        given = frozenset(key for key in self.keys if (value := params.get(key)) is not None and value is not False)
+        given = frozenset(
+            key
+            for key in self.keys
+            if (value := params.get(key)) is not None and (value is not False or key in self._filters)
+        )
         limit = None
         if self._has_limit:
             limit = params["limit"]

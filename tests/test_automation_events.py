@@ -87,6 +87,8 @@ async def test_runs_are_listed_filtered_sorted_and_paged(
     ]
     assert by_rule["runs"][0]["result"]["outcome"] == "executed"
     assert (await get(client, tenant, RUNS, rule_id=str(world["refund"])))["total"] == 1
+    assert (await get(client, tenant, RUNS, executed="false"))["total"] == 0  # false is a filter too
+    assert (await get(client, tenant, RUNS, executed="true"))["total"] == 4
     event_id = by_rule["runs"][0]["event_id"]
     assert [r["rule_id"] for r in (await get(client, tenant, f"{RUNS}/by-event/{event_id}"))["runs"]] == [
         str(world["refund"])

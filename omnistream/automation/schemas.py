@@ -23,7 +23,7 @@ Weekdays count from 0 = Monday to 6 = Sunday, as in working hours.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -33,6 +33,7 @@ from omnistream.automation import predicates
 from omnistream.automation.variables import VARIABLES, unknown_variables
 from omnistream.contacts.schemas import Channel, Tag
 from omnistream.conversations.schemas import Priority, SettableStatus, Status
+from omnistream.kit.pagination import BodyDateTime
 from omnistream.kit.schema import NO_NUL, NOT_BLANK, WHITESPACE, Input, Name, Schema, Text, pattern
 from omnistream.messages.schemas import TEMPLATE_NAME_PATTERN
 
@@ -383,12 +384,12 @@ class RuleToggle(Input):
 
 
 class RuleSnooze(Input):
-    snoozed_until: datetime
+    snoozed_until: BodyDateTime
 
 
 class RuleSnoozeBulk(Input):
     rule_ids: Annotated[list[UUID], msgspec.Meta(min_length=1, max_length=500)]
-    snoozed_until: datetime
+    snoozed_until: BodyDateTime
 
 
 class AlertSettingsUpdate(Input):
@@ -406,14 +407,111 @@ class RolloutUpdate(Input):
     rollout_percentage: Rollout
 
 
-class RuleTest(Input):
-    """A dry run: a stored rule (rule_id) or the conditions and actions given, against a payload."""
+class TestMessage(Input):
+    text: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+    type: Annotated[str, msgspec.Meta(max_length=20, pattern=NO_NUL)] = "text"
 
-    event_payload: dict[str, Any]
+
+class TestEventPayload(Input):
+    """An event as the outbox writes it (a conversation snapshot, the inbound message, the
+    previous status), plus what a dry run cannot read: the contact's name and tags, and whether
+    it is business hours (null: as the working hours say now)."""
+
+    conversation_id: UUID | None = None
+    channel: Channel | None = None
+    status: Status | None = None
+    assigned_agent_id: UUID | None = None
+    division_id: UUID | None = None
+    tags: ConditionTags = []
+    priority: Priority | None = None
+    message: TestMessage | None = None
+    previous_status: Status | None = None
+    contact_name: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    contact_tags: ConditionTags = []
+    in_business_hours: bool | None = None
+
+
+class RuleTest(Input):
+    """A dry run: a stored rule (rule_id) or the conditions and actions given, against a payload.
+    Given with rule_id, trigger_type, conditions and actions replace the stored rule's."""
+
+    event_payload: TestEventPayload
     rule_id: UUID | None = None
     trigger_type: TriggerType | None = None
     conditions: RuleConditions | None = None
     actions: Annotated[list[AnyAction], msgspec.Meta(max_length=MAX_ACTIONS)] | None = None
+
+
+class RuleTestResult(Schema):
+    matched: bool
+    """The conditions hold for the payload."""
+    would_execute: bool
+    """Matched, and nothing stops the rule now (see `reasons`)."""
+    actions_preview: list[dict[str, Any]]
+    """The actions as they would run: texts with their variables filled in, secrets hidden."""
+    reasons: list[StopReason] = []
+
+
+class RuleMessage(Schema):
+    message: str
+    id: UUID
+
+
+class RuleToggled(Schema):
+    message: str
+    id: UUID
+    is_active: bool
+
+
+class RuleSnoozed(Schema):
+    message: str
+    id: UUID
+    snoozed_until: datetime
+
+
+class RulesSnoozed(Schema):
+    message: str
+    snoozed_count: int
+
+
+class StatsOverview(Schema):
+    total_rules: int
+    active_rules: int
+    snoozed_rules: int
+    total_events: int
+    total_runs: int
+    matched_runs: int
+    executed_runs: int
+    failed_events: int
+
+
+class RunBucket(Schema):
+    bucket: date
+    """The first day (UTC) of the bucket."""
+    total_runs: int
+    matched_runs: int
+    executed_runs: int
+
+
+AlertLevel = Literal["ok", "medium", "high"]
+
+
+class RuleAlert(Schema):
+    rule_id: UUID
+    rule_name: str
+    matched_runs: int
+    executed_runs: int
+    failure_rate_pct: float
+    """Failed executions per matched run, in percent."""
+    alert_level: AlertLevel
+
+
+class RuleStats(Schema):
+    rule_id: UUID
+    total_runs: int
+    matched_runs: int
+    executed_runs: int
+    failure_rate_pct: float
 
 
 # ------------------------------------------------------------------ control and state
@@ -433,7 +531,7 @@ class AutomationControl(Schema):
 class AutomationControlUpdate(Input):
     is_paused: bool
     pause_reason: PauseReason | None = None
-    paused_until: datetime | None = None
+    paused_until: BodyDateTime | None = None
     """When the pause ends by itself; null: until resumed."""
 
 

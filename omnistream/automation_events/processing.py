@@ -74,7 +74,11 @@ RETRIED = Counter(
     "omnistream_automation_events_retried", "Automation event attempts that failed and wait", ["event_type"]
 )
 FAILED = Counter("omnistream_automation_events_failed", "Automation events that failed for good", ["event_type"])
-LAG = Gauge("omnistream_automation_event_lag_seconds", "Age of the oldest event of the last claimed batch")
+LAG = Gauge(
+    "omnistream_automation_event_lag_seconds",
+    "Age of the oldest event of the last claimed batch",
+    multiprocess_mode="max",
+)
 
 
 _COUNTED = {"done": 1, "retried": 2, "failed": 3}  # positions in a tenant batch's counts
