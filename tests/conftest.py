@@ -203,6 +203,25 @@ async def other_tenant(client: AsyncTestClient) -> Tenant:
 
 
 @pytest.fixture
+async def arq(settings: Settings) -> AsyncIterator[Any]:
+    """The arq pool a worker hands its jobs as ctx["redis"], on the test's own queue."""
+    import msgspec
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    pool = await create_pool(
+        RedisSettings.from_dsn(settings.redis_url),
+        job_serializer=msgspec.msgpack.encode,
+        job_deserializer=msgspec.msgpack.decode,
+        default_queue_name=f"{settings.redis_prefix}:queue",
+    )
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
+
+
+@pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Any]:
     """The service layer's own pool (as the app role), for tests that call services directly."""
     from omnistream.db import Database

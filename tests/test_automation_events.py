@@ -8,15 +8,14 @@ import hmac
 import io
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from uuid import UUID
 
 import msgspec
 import pytest
-from arq import ArqRedis, create_pool
-from arq.connections import RedisSettings
+from arq import ArqRedis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -29,20 +28,6 @@ from tests.automation_helpers import events_of, make_rule, process_all, runs_of
 from tests.conftest import Tenant, create_agent, ingest, problem
 
 RUNS, EVENTS = "/api/automation-runs", "/api/automation-events"
-
-
-@pytest.fixture
-async def arq(settings: Settings) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(
-        RedisSettings.from_dsn(settings.redis_url),
-        job_serializer=msgspec.msgpack.encode,
-        job_deserializer=msgspec.msgpack.decode,
-        default_queue_name=f"{settings.redis_prefix}:queue",
-    )
-    try:
-        yield pool
-    finally:
-        await pool.aclose()
 
 
 async def get(client: AsyncTestClient, who: Any, path: str, **params: Any) -> Any:

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import msgspec
 import pytest
-from arq import ArqRedis, create_pool
-from arq.connections import RedisSettings
+from arq import ArqRedis
 from litestar.testing import AsyncTestClient
 
 from omnistream.automation_events import processing
 from omnistream.automation_events.processing import Processor
-from omnistream.config import Settings
 from omnistream.db import Database
 from tests.automation_helpers import events_of, make_rule, process_all, runs_of
 from tests.conftest import Tenant, create_agent, ingest
-
-
-@pytest.fixture
-async def arq(settings: Settings) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(
-        RedisSettings.from_dsn(settings.redis_url),
-        job_serializer=msgspec.msgpack.encode,
-        job_deserializer=msgspec.msgpack.decode,
-        default_queue_name=f"{settings.redis_prefix}:queue",
-    )
-    try:
-        yield pool
-    finally:
-        await pool.aclose()
 
 
 async def conversation(client: AsyncTestClient, tenant: Tenant, conversation_id: UUID) -> dict[str, Any]:

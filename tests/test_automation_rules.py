@@ -3,18 +3,14 @@ run, the global control and the stats drawn from the runs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-import msgspec
 import pytest
-from arq import ArqRedis, create_pool
-from arq.connections import RedisSettings
+from arq import ArqRedis
 from litestar.testing import AsyncTestClient
 
-from omnistream.config import Settings
 from omnistream.db import Database
 from tests.automation_helpers import process_all, runs_of
 from tests.conftest import Tenant, create_agent, ingest, problem
@@ -36,20 +32,6 @@ async def create(client: AsyncTestClient, tenant: Tenant, **fields: Any) -> dict
     response = await client.post(RULES, json=REFUND | fields, headers=tenant.headers)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-@pytest.fixture
-async def arq(settings: Settings) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(
-        RedisSettings.from_dsn(settings.redis_url),
-        job_serializer=msgspec.msgpack.encode,
-        job_deserializer=msgspec.msgpack.decode,
-        default_queue_name=f"{settings.redis_prefix}:queue",
-    )
-    try:
-        yield pool
-    finally:
-        await pool.aclose()
 
 
 async def test_a_rule_is_created_listed_read_changed_and_deleted(client: AsyncTestClient, tenant: Tenant) -> None:

@@ -10,8 +10,8 @@ import asyncpg
 import httpx
 import msgspec
 import pytest
-from arq import Retry, create_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq import Retry
+from arq.connections import ArqRedis
 from arq.worker import create_worker
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -59,21 +59,6 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
-
-
-@pytest.fixture
-async def worker_pool(settings: Settings) -> AsyncIterator[ArqRedis]:
-    """The arq pool a worker hands its jobs as ctx["redis"]."""
-    pool = await create_pool(
-        RedisSettings.from_dsn(settings.redis_url),
-        job_serializer=msgspec.msgpack.encode,
-        job_deserializer=msgspec.msgpack.decode,
-        default_queue_name=f"{settings.redis_prefix}:queue",
-    )
-    try:
-        yield pool
-    finally:
-        await pool.aclose()
 
 
 async def delivery_job(redis: Redis, message_id: str) -> dict[str, Any] | None:
@@ -701,7 +686,7 @@ async def test_sweeper_re_enqueues_messages_whose_job_was_lost(
     db: Database,
     database: str,
     redis: Redis,
-    worker_pool: ArqRedis,
+    arq: ArqRedis,
     settings: Settings,
 ) -> None:
     _, stale = await queued_message(client, tenant, db, redis)
@@ -718,7 +703,7 @@ async def test_sweeper_re_enqueues_messages_whose_job_was_lost(
     await superuser(database, "UPDATE messages SET created_at = now() - interval '1 day' WHERE direction = 'inbound'")
 
     try:
-        assert await sweep_queued_messages({"db": db, "redis": worker_pool}) == 2
+        assert await sweep_queued_messages({"db": db, "redis": arq}) == 2
         stale_job = await delivery_job(redis, stale["id"])
         assert stale_job is not None
         assert (stale_job["f"], stale_job["a"]) == ("deliver_message", [tenant.id, stale["id"]])
@@ -732,7 +717,7 @@ async def test_sweeper_re_enqueues_messages_whose_job_was_lost(
         # The re-enqueued job delivers the message (here: no channel connected, so it fails for good).
         assert await deliver_message({"db": db, "job_try": 1}, tenant.id, stale["id"]) == "failed"
         await redis.delete(f"arq:job:deliver:{stale['id']}")
-        assert await sweep_queued_messages({"db": db, "redis": worker_pool}) == 1  # only the other tenant's
+        assert await sweep_queued_messages({"db": db, "redis": arq}) == 1  # only the other tenant's
     finally:
         for message in (stale, fresh, elsewhere, sent_long_ago):
             await redis.delete(f"arq:job:deliver:{message['id']}")
@@ -783,16 +768,14 @@ async def test_the_worker_runs_the_last_delivery_attempt_and_fails_the_message(
     redis: Redis,
     adapters: Any,
     settings: Settings,
-    worker_pool: ArqRedis,
+    arq: ArqRedis,
 ) -> None:
     """A message that keeps failing ends failed, not queued forever (arq must allow every attempt)."""
     adapter = adapters("whatsapp", FakeAdapter(DeliveryError("rate_limited", "slow down", retryable=True)))
     inbound, message = await queued_message(client, tenant, db, redis)
     job_id = f"deliver:{message['id']}"
     try:
-        job = await worker_pool.enqueue_job(
-            "deliver_message", tenant.id, message["id"], _job_id=job_id, _job_try=MAX_ATTEMPTS
-        )
+        job = await arq.enqueue_job("deliver_message", tenant.id, message["id"], _job_id=job_id, _job_try=MAX_ATTEMPTS)
         assert job is not None
         await run_worker_until_idle(settings)
         assert len(adapter.sent) == 1
