@@ -16,6 +16,7 @@ import msgspec
 from arq import ArqRedis
 
 from omnistream.activity import service as activity
+from omnistream.automation.service import REDACTED
 from omnistream.automation_events import repository
 from omnistream.automation_events.schemas import (
     AutomationEvent,
@@ -39,7 +40,6 @@ from omnistream.kit.pagination import ListParams, date_range, page_of
 from omnistream.security.principal import Actor
 
 EXPORT_BATCH = 1000
-REDACTED = "(hidden)"
 
 
 def _check_cursor(params: ListParams, sort_by: str) -> None:
