@@ -8,6 +8,7 @@ from typing import Literal
 import msgspec
 
 from omnistream.security.proxies import Network, parse_networks
+from omnistream.security.secrets import SecretBox, development_key, secret_box
 
 DEFAULT_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"
 
@@ -58,6 +59,37 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """A direct PostgreSQL URL for the workers' LISTEN (not through a transaction pooler); default DATABASE_URL."""
     metrics_token: str = ""
     """When set, /metrics answers only `Authorization: Bearer <token>`."""
+    encryption_keys: str = ""
+    """Fernet keys, comma-separated, for the secrets and tokens stored at rest: the first encrypts,
+    every one decrypts (rotation: put a new key first, run `omnistream rotate-secrets`, then drop the old)."""
+    graph_api_url: str = "https://graph.facebook.com"
+    """Meta's Graph API; a stand-in's address in tests and with `omnistream dev --fake-meta`."""
+    graph_api_version: str = "v21.0"
+    graph_api_timeout_seconds: float = 15.0
+    meta_app_id: str = ""
+    """The platform's own Meta app (Embedded Signup, OAuth): tenants without an app of their own use it."""
+    meta_app_secret: str = ""
+    meta_verify_token: str = ""
+    """The verify token of the platform's app, for Meta's webhook verification."""
+    meta_embedded_signup_config_id: str = ""
+    webhook_max_body_bytes: int = 1_048_576
+    """Inbound webhook bodies larger than this get 413."""
+    smtp_host: str = ""
+    """The default SMTP server of email accounts that name none."""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 20.0
+    media_dir: str = ""
+    """Where uploaded and received media are stored (default: <data dir>/media)."""
+    media_max_bytes: int = 16 * 1024 * 1024
+    s3_endpoint_url: str = ""
+    """An S3-compatible endpoint (MinIO, moto, ...); empty is AWS."""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -66,6 +98,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def trusted_proxy_networks(self) -> tuple[Network, ...]:
         return parse_networks(self.trusted_proxies)
+
+    @property
+    def secrets(self) -> SecretBox:
+        """Seals and opens the secrets stored at rest (outside production, without keys: one derived
+        from the JWT secret, so development needs no setup)."""
+        return secret_box(self.encryption_keys or development_key(self.jwt_secret))
+
+    @property
+    def media_root(self) -> str:
+        return self.media_dir or os.path.join(self.data_dir, "media")
 
     @property
     def embedded(self) -> bool:
@@ -85,7 +127,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(f"{ENVIRONMENT[field]} must be at least 1")
         if self.login_slowdown_seconds < 0:
             raise SettingsError("OMNISTREAM_LOGIN_SLOWDOWN_SECONDS must not be negative")
+        try:
+            secret_box(self.encryption_keys)
+        except ValueError as exc:
+            raise SettingsError(f"OMNISTREAM_ENCRYPTION_KEYS: {exc}") from exc
         if self.is_production:
+            if not self.encryption_keys:
+                raise SettingsError("OMNISTREAM_ENCRYPTION_KEYS must be set in production (see `omnistream new-key`)")
             if self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret) < 32:
                 raise SettingsError(
                     "OMNISTREAM_JWT_SECRET must be set to a random value of at least 32 characters in production"
@@ -136,6 +184,28 @@ ENVIRONMENT = {
     "webhooks_allow_private": "OMNISTREAM_WEBHOOKS_ALLOW_PRIVATE",
     "listen_database_url": "OMNISTREAM_LISTEN_DATABASE_URL",
     "metrics_token": "OMNISTREAM_METRICS_TOKEN",
+    "encryption_keys": "OMNISTREAM_ENCRYPTION_KEYS",
+    "graph_api_url": "OMNISTREAM_GRAPH_API_URL",
+    "graph_api_version": "OMNISTREAM_GRAPH_API_VERSION",
+    "graph_api_timeout_seconds": "OMNISTREAM_GRAPH_API_TIMEOUT_SECONDS",
+    "meta_app_id": "OMNISTREAM_META_APP_ID",
+    "meta_app_secret": "OMNISTREAM_META_APP_SECRET",
+    "meta_verify_token": "OMNISTREAM_META_VERIFY_TOKEN",
+    "meta_embedded_signup_config_id": "OMNISTREAM_META_EMBEDDED_SIGNUP_CONFIG_ID",
+    "webhook_max_body_bytes": "OMNISTREAM_WEBHOOK_MAX_BODY_BYTES",
+    "smtp_host": "OMNISTREAM_SMTP_HOST",
+    "smtp_port": "OMNISTREAM_SMTP_PORT",
+    "smtp_username": "OMNISTREAM_SMTP_USERNAME",
+    "smtp_password": "OMNISTREAM_SMTP_PASSWORD",
+    "smtp_starttls": "OMNISTREAM_SMTP_STARTTLS",
+    "smtp_timeout_seconds": "OMNISTREAM_SMTP_TIMEOUT_SECONDS",
+    "media_dir": "OMNISTREAM_MEDIA_DIR",
+    "media_max_bytes": "OMNISTREAM_MEDIA_MAX_BYTES",
+    "s3_endpoint_url": "OMNISTREAM_S3_ENDPOINT_URL",
+    "s3_bucket": "OMNISTREAM_S3_BUCKET",
+    "s3_region": "OMNISTREAM_S3_REGION",
+    "s3_access_key_id": "OMNISTREAM_S3_ACCESS_KEY_ID",
+    "s3_secret_access_key": "OMNISTREAM_S3_SECRET_ACCESS_KEY",
 }
 
 

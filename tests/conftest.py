@@ -28,6 +28,7 @@ from omnistream.app import create_app
 from omnistream.config import Settings, load_settings
 from omnistream.db import APP_ROLE, ensure_app_login, ensure_database, migrate, with_database
 from omnistream.security.passwords import use_cheap_hashing_for_tests
+from tests.standins import GraphStandIn, start_graph_stand_in
 
 use_cheap_hashing_for_tests()
 warnings.filterwarnings("ignore", module="platformdirs")
@@ -87,8 +88,20 @@ async def database(servers: Servers) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture(scope="session")
+def graph_stand_in() -> Iterator[GraphStandIn]:
+    yield from start_graph_stand_in()
+
+
 @pytest.fixture
-def settings(servers: Servers, database: str) -> Settings:
+def graph(graph_stand_in: GraphStandIn) -> GraphStandIn:
+    """The Graph API stand-in, emptied for this test (the settings of every test point at it)."""
+    graph_stand_in.reset()
+    return graph_stand_in
+
+
+@pytest.fixture
+def settings(servers: Servers, database: str, graph_stand_in: GraphStandIn, tmp_path: Any) -> Settings:
     return load_settings(
         environ={},
         env="test",
@@ -99,6 +112,8 @@ def settings(servers: Servers, database: str) -> Settings:
         jwt_secret=secrets.token_urlsafe(32),
         db_pool_min=1,
         db_pool_max=10,
+        graph_api_url=graph_stand_in.url,
+        data_dir=str(tmp_path / "data"),
     )
 
 

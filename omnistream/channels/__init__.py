@@ -6,7 +6,8 @@ adapter (no integration connected) fails its outbound messages with `channel_not
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from msgspec import Struct
@@ -26,6 +27,16 @@ class OutboundMessage(Struct, frozen=True):
 
 class SendResult(Struct, frozen=True):
     provider_message_id: str
+
+
+class StatusUpdate(Struct, frozen=True, kw_only=True):
+    """What a provider's status webhook says about a message it was given to send."""
+
+    provider_message_id: str
+    status: Literal["sent", "delivered", "read", "failed"]
+    occurred_at: datetime
+    error_code: str | None = None
+    error_message: str | None = None
 
 
 class DeliveryError(Exception):

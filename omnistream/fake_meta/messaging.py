@@ -1,0 +1,149 @@
+"""Sending: the WhatsApp Cloud API's messages, the Messenger and Instagram Send API, and media."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import httpx
+import msgspec
+from litestar import Request, Response, get, post
+
+from omnistream.fake_meta.state import STATE
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+@post("/{version:str}/{phone_number_id:str}/messages", status_code=200)
+async def whatsapp_send(version: str, phone_number_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
+    raw = await request.body()
+    try:
+        body = msgspec.json.decode(raw) if raw else {}
+    except msgspec.DecodeError:
+        return _invalid("the body is not JSON")
+    if not isinstance(body, dict):
+        return _invalid("the body must be an object")
+    if "recipient" in body:  # the Messenger and Instagram Send API, to /{page or account id}/messages
+        return await _page_send(phone_number_id, body)
+    if body.get("messaging_product") != "whatsapp":
+        return _invalid("messaging_product must be whatsapp")
+    to = str(body.get("to", ""))
+    if not to or body.get("type") not in (
+        "text",
+        "image",
+        "audio",
+        "video",
+        "document",
+        "sticker",
+        "location",
+        "contacts",
+        "template",
+        "interactive",
+        "reaction",
+    ):
+        return _invalid("to and a known type are required")
+    message_id = f"wamid.HBgL{STATE.next_id():012d}FAKE"
+    if STATE.config.webhook_url:
+        task = asyncio.create_task(_send_statuses(phone_number_id, to, message_id))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+    return Response(
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": message_id, "message_status": "accepted"}],
+        }
+    )
+
+
+async def _page_send(page_id: str, body: dict[str, Any]) -> Response[Any]:
+    recipient = (body.get("recipient") or {}).get("id")
+    if not recipient or not (body.get("message") or body.get("sender_action")):
+        return _invalid("recipient.id and message are required")
+    return Response({"recipient_id": recipient, "message_id": f"m_FAKE{STATE.next_id():012d}"})
+
+
+def _invalid(details: str) -> Response[Any]:
+    return Response(
+        {
+            "error": {
+                "message": "(#100) Invalid parameter",
+                "type": "OAuthException",
+                "code": 100,
+                "error_data": {"messaging_product": "whatsapp", "details": details},
+                "fbtrace_id": f"A{STATE.next_id():010d}",
+            }
+        },
+        status_code=400,
+    )
+
+
+async def _send_statuses(phone_number_id: str, to: str, message_id: str) -> None:
+    """Meta's status webhooks for a sent message, signed with the configured app secret."""
+    config = STATE.config
+    async with httpx.AsyncClient(timeout=10) as client:
+        for status in config.statuses:
+            await asyncio.sleep(config.status_delay_seconds)
+            value = {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+                "statuses": [
+                    {
+                        "id": message_id,
+                        "status": status,
+                        "timestamp": str(int(time.time())),
+                        "recipient_id": to,
+                        "pricing": {
+                            "billable": True,
+                            "pricing_model": "PMP",
+                            "category": "service",
+                            "type": "free_customer_service",
+                        },
+                    }
+                ],
+            }
+            body = msgspec.json.encode(
+                {
+                    "object": "whatsapp_business_account",
+                    "entry": [{"id": "100000000000000", "changes": [{"value": value, "field": "messages"}]}],
+                }
+            )
+            signature = hmac.new(config.app_secret.encode(), body, hashlib.sha256).hexdigest()
+            try:
+                await client.post(
+                    config.webhook_url,
+                    content=body,
+                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"},
+                )
+            except httpx.HTTPError:
+                return
+
+
+def media_info(media_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
+    """What GET /{version}/{media id} answers: where to download the media the id names."""
+    data, mime_type = STATE.media[media_id]
+    base = str(request.base_url).rstrip("/")
+    return Response(
+        {
+            "messaging_product": "whatsapp",
+            "url": f"{base}/_media/{media_id}",
+            "mime_type": mime_type,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "file_size": len(data),
+            "id": str(media_id),
+        }
+    )
+
+
+@get("/_media/{media_id:str}", status_code=200)
+async def media_download(media_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
+    held = STATE.media.get(media_id)
+    if held is None or not request.headers.get("authorization", "").startswith("Bearer "):
+        return Response(b"", status_code=404 if held is None else 401)
+    return Response(held[0], media_type=held[1])
+
+
+ROUTES = [whatsapp_send, media_download]
