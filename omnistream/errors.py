@@ -72,6 +72,19 @@ class TooManyRequests(AppError):
     title = "Too many requests"
 
 
+class PayloadTooLarge(AppError):
+    status_code = 413
+    title = "Content too large"
+
+
+class BadGateway(AppError):
+    """A provider (Meta's Graph API, an SMTP server, S3) refused or failed what we asked of it;
+    the detail carries its answer. Declared on routes that call one with `opt={ERRORS: (502,)}`."""
+
+    status_code = 502
+    title = "Bad gateway"
+
+
 def not_found(kind: str) -> NotFound:
     return NotFound(f"{kind} not found")
 

@@ -106,6 +106,8 @@ ERROR_TEXTS: dict[int, str] = {
     415: "The request body is not JSON (send `Content-Type: application/json`).",
     422: "Well-formed, but against a rule (named in `detail`, and the field in `errors`).",
     429: "Too many requests: wait for the seconds in `Retry-After`.",
+    502: "A provider (Meta's Graph API, an SMTP server, a storage service) refused or failed the call made for "
+    "this request; `detail` carries its answer.",
     503: "A backing service is unavailable: retry after the seconds in `Retry-After`.",
 }
 
