@@ -13,6 +13,7 @@ PRODUCTION = {
     "OMNISTREAM_COOKIE_SECURE": "true",
     "DATABASE_URL": "postgresql://omnistream_api:pw@db/omnistream",
     "REDIS_URL": "redis://cache:6379/0",
+    "OMNISTREAM_ENCRYPTION_KEYS": "Y2hhbm5lbC1zZWNyZXRzLWtleS0wMDAwMDAwMDAwMDA=",
 }
 
 
@@ -32,6 +33,8 @@ def test_a_complete_production_environment_is_accepted() -> None:
         ({"OMNISTREAM_COOKIE_SECURE": "false"}, "OMNISTREAM_COOKIE_SECURE"),
         ({"DATABASE_URL": ""}, "DATABASE_URL"),
         ({"REDIS_URL": ""}, "REDIS_URL"),
+        ({"OMNISTREAM_ENCRYPTION_KEYS": ""}, "OMNISTREAM_ENCRYPTION_KEYS"),
+        ({"OMNISTREAM_ENCRYPTION_KEYS": "not-a-fernet-key"}, "OMNISTREAM_ENCRYPTION_KEYS"),
     ],
 )
 def test_production_refuses_an_unsafe_setting_naming_it(change: dict[str, str], named: str) -> None:

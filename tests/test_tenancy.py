@@ -230,6 +230,14 @@ TENANT_TABLES = """
 """
 
 
+# Unique across tenants on purpose, each for its reason.
+GLOBAL_BY_DESIGN = {
+    # a phone number, page, Instagram account or mailbox is connected to one tenant at most:
+    # inbound webhooks are routed by it before any tenant is known
+    "integration_accounts_route_key",
+}
+
+
 async def tenant_key_problems(conn: asyncpg.Connection) -> list[str]:
     """Every tenant-owned table: its primary key led by tenant_id, tenant_id in each unique index,
     and each foreign key to another tenant table matching tenant_id to tenant_id."""
@@ -251,7 +259,7 @@ async def tenant_key_problems(conn: asyncpg.Connection) -> list[str]:
             "WHERE indrelid = $1 AND indisunique",
             oid,
         ):
-            if tenant_col not in index["keys"]:
+            if tenant_col not in index["keys"] and index["name"] not in GLOBAL_BY_DESIGN:
                 problems.append(f"{name}: unique index {index['name']} lacks tenant_id")
         for fk in await conn.fetch(
             "SELECT conname, conkey, confrelid, confkey FROM pg_constraint WHERE conrelid = $1 AND contype = 'f'", oid
