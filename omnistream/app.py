@@ -45,7 +45,7 @@ from omnistream.errors import PROBLEM_DETAILS
 from omnistream.kit import openapi
 from omnistream.kit.body import StrictBodyRequest
 from omnistream.kit.deps import dependencies, resolve_dependencies_in_line
-from omnistream.kit.routing import repair_options_answers
+from omnistream.kit.routing import repair_options_answers, repair_static_dead_ends
 from omnistream.security.guards import NOT_RATE_LIMITED, authorize
 from omnistream.security.middleware import jwt_auth
 from omnistream.security.proxies import ForwardedClientMiddleware, rate_limit_identifier
@@ -126,6 +126,7 @@ def redis_settings(settings: Settings) -> RedisSettings:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     resolve_dependencies_in_line()
+    repair_static_dead_ends()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             job_deserializer=msgspec.msgpack.decode,
             default_queue_name=f"{settings.redis_prefix}:queue",
         )
+        app.state.settings = settings
         app.state.db = db
         app.state.redis = redis
         app.state.arq = arq

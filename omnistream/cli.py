@@ -192,9 +192,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         if args.port or "OMNISTREAM_PORT" in os.environ:
             _say(f"port {port} is in use; choose another with --port or OMNISTREAM_PORT")
             return 1
-        with socket.socket() as sock:
-            sock.bind((settings.host, 0))
-            port = sock.getsockname()[1]
+        port = _free_port(settings.host)
         _say(f"port {settings.port} is in use, so using {port}")
     settings = load_settings_with(settings, port=port)
     base = f"http://{settings.host}:{port}"
@@ -207,20 +205,55 @@ def cmd_dev(args: argparse.Namespace) -> int:
         else:
             _say(f"the API did not start listening on {base}; see the messages above")
 
+    processes = {
+        "api": _granian_command(settings, workers=args.workers, reload=args.reload),
+        "worker": [sys.executable, "-m", "omnistream.cli", "worker"],
+    }
+    environment = _environment(settings) | {"OMNISTREAM_PORT": str(port)} | _shared_metrics(settings.data_dir)
+    if args.fake_meta:
+        fake_meta_port = _free_port(settings.host)
+        processes["fake-meta"] = _fake_meta_command(settings.host, fake_meta_port)
+        app_secret = settings.meta_app_secret or FAKE_META_APP_SECRET
+        environment |= {
+            "OMNISTREAM_GRAPH_API_URL": f"http://{settings.host}:{fake_meta_port}",
+            "OMNISTREAM_META_APP_SECRET": app_secret,
+            "FAKE_META_WEBHOOK_URL": f"{base}/api/webhooks/meta",
+            "FAKE_META_APP_SECRET": app_secret,
+        }
+        announced = announce
+
+        def announce() -> None:
+            announced()
+            _say(
+                f"Graph API stand-in on http://{settings.host}:{fake_meta_port} (sends go there; its status "
+                f"webhooks come back signed with {app_secret!r}); a customer writes with "
+                f"POST http://{settings.host}:{fake_meta_port}/_stand-in/customer-message"
+            )
+
     try:
-        return _supervise(
-            {
-                "api": _granian_command(settings, workers=args.workers, reload=args.reload),
-                "worker": [sys.executable, "-m", "omnistream.cli", "worker"],
-            },
-            _environment(settings) | {"OMNISTREAM_PORT": str(port)} | _shared_metrics(settings.data_dir),
-            on_started=announce,
-        )
+        return _supervise(processes, environment, on_started=announce)
     finally:
         if servers is not None:
             _say("stopping embedded servers ...")
             servers.stop()  # type: ignore[attr-defined]  # dev holds the folder's lock: they are its own
             _say("stopped; data kept in " + os.path.abspath(settings.data_dir))
+
+
+FAKE_META_APP_SECRET = "fake-meta-app-secret"  # the stand-in signs with it; for local work only
+
+
+def _fake_meta_command(host: str, port: int) -> list[str]:
+    """The Graph API stand-in (omnistream.fake_meta), for trying channels without a Meta account."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "omnistream.fake_meta.app:app",
+        "--host", host, "--port", str(port), "--workers", "1", "--no-ws", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _shared_metrics(data_dir: str) -> dict[str, str]:
@@ -387,6 +420,21 @@ def cmd_inbound(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_key(args: argparse.Namespace) -> int:
+    from omnistream.security.secrets import new_key
+
+    print(new_key())
+    return 0
+
+
+def cmd_rotate_secrets(args: argparse.Namespace) -> int:
+    from omnistream.integrations import service as integrations
+
+    count = _run_with_database(integrations.reseal_secrets)
+    _say(f"{count} stored secret(s) sealed again with the first key of OMNISTREAM_ENCRYPTION_KEYS")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="omnistream", description="OmniStream CRM backend")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -395,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--port", type=int, default=None)
     dev.add_argument("--workers", type=int, default=1)
     dev.add_argument("--reload", action="store_true", help="restart the API when code changes")
+    dev.add_argument(
+        "--fake-meta",
+        action="store_true",
+        help="also run a stand-in for Meta's Graph API, and send through it: channels without a Meta account",
+    )
     dev.set_defaults(run=cmd_dev)
 
     serve = commands.add_parser("serve", help="the API on granian (production)")
@@ -404,6 +457,12 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("worker", help="an arq worker").set_defaults(run=cmd_worker)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
+    commands.add_parser(
+        "new-key", help="print a new key for OMNISTREAM_ENCRYPTION_KEYS (secrets at rest)"
+    ).set_defaults(run=cmd_new_key)
+    commands.add_parser(
+        "rotate-secrets", help="seal every stored secret again with the first key of OMNISTREAM_ENCRYPTION_KEYS"
+    ).set_defaults(run=cmd_rotate_secrets)
 
     tenant = commands.add_parser("create-tenant", help="create an organisation and print its admin's login")
     tenant.add_argument("--name", required=True, help="organisation name")

@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     meta_embedded_signup_config_id: str = ""
     webhook_max_body_bytes: int = 1_048_576
     """Inbound webhook bodies larger than this get 413."""
+    email_webhook_max_body_bytes: int = 26_214_400
+    """Inbound email webhook bodies (attachments included, base64) larger than this get 413."""
     smtp_host: str = ""
     """The default SMTP server of email accounts that name none."""
     smtp_port: int = 587
@@ -193,6 +195,7 @@ ENVIRONMENT = {
     "meta_verify_token": "OMNISTREAM_META_VERIFY_TOKEN",
     "meta_embedded_signup_config_id": "OMNISTREAM_META_EMBEDDED_SIGNUP_CONFIG_ID",
     "webhook_max_body_bytes": "OMNISTREAM_WEBHOOK_MAX_BODY_BYTES",
+    "email_webhook_max_body_bytes": "OMNISTREAM_EMAIL_WEBHOOK_MAX_BODY_BYTES",
     "smtp_host": "OMNISTREAM_SMTP_HOST",
     "smtp_port": "OMNISTREAM_SMTP_PORT",
     "smtp_username": "OMNISTREAM_SMTP_USERNAME",

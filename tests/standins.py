@@ -114,3 +114,128 @@ def start_graph_stand_in() -> Iterator[GraphStandIn]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+class SmtpSink:
+    """An SMTP server (aiosmtpd) that keeps what it is sent, with the sign-ins it saw; it accepts
+    any user and password, and refuses recipients when told to."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.received: list[dict[str, Any]] = []
+            self.logins: list[tuple[str, str]] = []
+            self.refusals: list[tuple[int, str]] = []
+
+    def refuse(self, code: int = 550, text: str = "5.1.1 No such user here", *, times: int = 1) -> None:
+        """Answer the next `times` RCPT commands with `code text`."""
+        with self.lock:
+            self.refusals += [(code, text)] * times
+
+    def messages(self) -> list[Any]:
+        """What arrived, parsed: email.message.EmailMessage each, with `envelope_to`."""
+        import email
+        import email.policy
+
+        with self.lock:
+            received = list(self.received)
+        parsed = []
+        for item in received:
+            message = email.message_from_bytes(item["data"], policy=email.policy.default)
+            message.envelope_from, message.envelope_to = item["mail_from"], item["rcpt_tos"]  # type: ignore[attr-defined]
+            parsed.append(message)
+        return parsed
+
+    # aiosmtpd's handler hooks
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
+        with self.lock:
+            if self.refusals:
+                code, text = self.refusals.pop(0)
+                return f"{code} {text}"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.received.append(
+                {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "data": envelope.content}
+            )
+        return "250 Message accepted for delivery"
+
+    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult
+
+        with self.lock:
+            self.logins.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=True)
+
+
+def start_smtp_sink() -> Iterator[SmtpSink]:
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    controller = Controller(
+        sink,
+        hostname=sink.host,
+        port=free_port(),
+        authenticator=sink.authenticate,
+        auth_require_tls=False,  # loopback, no certificate: the client signs in over plain SMTP
+    )
+    controller.start()
+    sink.port = controller.port
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+class S3StandIn:
+    """moto's S3 in server mode on loopback, and the settings that point the service at it."""
+
+    ACCESS_KEY_ID = "testing-access-key"
+    SECRET_ACCESS_KEY = "testing-secret-key"
+    REGION = "us-east-1"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def settings(self, bucket: str) -> dict[str, str]:
+        return {
+            "s3_endpoint_url": self.url,
+            "s3_bucket": bucket,
+            "s3_region": self.REGION,
+            "s3_access_key_id": self.ACCESS_KEY_ID,
+            "s3_secret_access_key": self.SECRET_ACCESS_KEY,
+        }
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name=self.REGION,
+            aws_access_key_id=self.ACCESS_KEY_ID,
+            aws_secret_access_key=self.SECRET_ACCESS_KEY,
+        )
+
+
+def start_s3_stand_in() -> Iterator[S3StandIn]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        wait_for_port(port)
+        yield S3StandIn(f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()

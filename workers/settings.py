@@ -14,6 +14,7 @@ from omnistream.config import Settings, load_settings
 from omnistream.conversations.tasks import expire_stale_conversations
 from omnistream.db import Database
 from omnistream.messages.tasks import MAX_ATTEMPTS, deliver_message, sweep_queued_messages
+from omnistream.webhooks import tasks as inbound
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -23,9 +24,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     if settings.is_production:
         await ctx["db"].require_confined_role()
     await automation.start_processor(ctx)
+    await inbound.start_drain(ctx)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await inbound.stop_drain(ctx)
     await automation.stop_processor(ctx)
     if "db" in ctx:
         await ctx["db"].close()
@@ -36,12 +39,14 @@ class WorkerSettings:
     functions: list[Any] = [
         func(deliver_message, max_tries=MAX_ATTEMPTS),
         func(automation.deliver_automation_webhooks, max_tries=automation.WEBHOOK_ATTEMPTS),
+        func(inbound.fetch_inbound_media, max_tries=6),
     ]
     cron_jobs = [
         cron(purge_ended_sessions, minute={17}, run_at_startup=False),
         cron(sweep_queued_messages, second={30}, run_at_startup=True),
         cron(expire_stale_conversations, second={0}, run_at_startup=False),
         cron(automation.sweep_pending_webhooks, second={45}, run_at_startup=False),
+        cron(inbound.purge_early_statuses, minute={41}, second={0}, run_at_startup=False),
     ]
     on_startup = startup
     on_shutdown = shutdown

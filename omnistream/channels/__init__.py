@@ -1,13 +1,13 @@
-"""Channel adapters: one per channel, each parsing inbound payloads and sending outbound messages.
+"""Channels: what parses providers' inbound payloads (`parsing`) and what sends outbound messages
+(`delivery`, one sender per channel, through the conversation's integration account) share.
 
-An adapter is registered by the integrations that connect a channel; a channel with no
-adapter (no integration connected) fails its outbound messages with `channel_not_connected`.
+A message whose channel has no connected account fails with `channel_not_connected`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from uuid import UUID
 
 from msgspec import Struct
@@ -23,6 +23,10 @@ class OutboundMessage(Struct, frozen=True):
     type: str
     text: str | None
     content: dict[str, Any]
+    recipient: str | None = None
+    """The contact's address on the channel: WhatsApp number, page-scoped or Instagram-scoped id, email."""
+    answering: dict[str, Any] | None = None
+    """Email: the `email` content of the contact's latest email in the conversation (threading)."""
 
 
 class SendResult(Struct, frozen=True):
@@ -42,19 +46,10 @@ class StatusUpdate(Struct, frozen=True, kw_only=True):
 class DeliveryError(Exception):
     """A send the provider refused. `retryable` failures are tried again with backoff."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
+    def __init__(self, code: str, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
-
-
-class ChannelAdapter(Protocol):
-    async def send(self, message: OutboundMessage) -> SendResult: ...
-
-
-ADAPTERS: dict[str, ChannelAdapter] = {}
-
-
-def adapter_for(channel: str) -> ChannelAdapter | None:
-    return ADAPTERS.get(channel)
+        self.retry_after = retry_after
+        """Seconds the provider asked to wait before the next try."""

@@ -100,7 +100,15 @@ async def register(version: str, phone_number_id: str, request: Request[Any, Any
 
 
 @post("/{version:str}/{node_id:str}/subscribed_apps", status_code=200)
-async def subscribe_app(version: str, node_id: str) -> Response[Any]:
+async def subscribe_app(
+    version: str, node_id: str, request: Request[Any, Any, Any], subscribed_fields: str = ""
+) -> Response[Any]:
+    if node_id == PAGE_ID:
+        # A page is subscribed with its own page token, naming the webhook fields.
+        if not _token(request).startswith("EAApage"):
+            return _error("(#210) A page access token is required to request this resource.", 210)
+        if not subscribed_fields:
+            return _error("(#100) The parameter subscribed_fields is required.", 100)
     return Response({"success": True})
 
 

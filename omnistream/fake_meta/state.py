@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from typing import Any
 
@@ -77,10 +78,10 @@ class Failure(msgspec.Struct, kw_only=True):
 
 
 class Config(msgspec.Struct, kw_only=True):
-    webhook_url: str = ""
+    webhook_url: str = msgspec.field(default_factory=lambda: os.environ.get("FAKE_META_WEBHOOK_URL", ""))
     """Where status webhooks go after a WhatsApp send (empty: none are sent)."""
-    app_secret: str = ""
-    """Signs the status webhooks (X-Hub-Signature-256)."""
+    app_secret: str = msgspec.field(default_factory=lambda: os.environ.get("FAKE_META_APP_SECRET", ""))
+    """Signs the webhooks (X-Hub-Signature-256)."""
     statuses: list[str] = msgspec.field(default_factory=lambda: ["sent", "delivered", "read"])
     status_delay_seconds: float = 0.2
 

@@ -30,6 +30,9 @@ from omnistream.kit.schema import Schema, pattern
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
+RAW_BODY = "raw_body"
+"""`opt` key: (msgspec type, {name: example}) of a body the handler reads as bytes (a signed
+webhook, whose signature covers the exact bytes): documented as if declared, examples included."""
 ERRORS = "errors"
 """`opt` key: statuses an operation answers besides those its declaration implies (sign-in: 401
 for a wrong password, 429 past its own throttle)."""
@@ -104,6 +107,7 @@ ERROR_TEXTS: dict[int, str] = {
     409: "The change conflicts with the current state of the object.",
     413: "The request body is too large.",
     415: "The request body is not JSON (send `Content-Type: application/json`).",
+    416: "The byte range asked for lies outside the file (`Content-Range` gives its size).",
     422: "Well-formed, but against a rule (named in `detail`, and the field in `errors`).",
     429: "Too many requests: wait for the seconds in `Retry-After`.",
     502: "A provider (Meta's Graph API, an SMTP server, a storage service) refused or failed the call made for "
@@ -150,6 +154,7 @@ def _body_types(handler: HTTPRouteHandler) -> Iterator[Any]:
 def _contract(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
     handlers = {h.operation_id: h for h in _handlers(app) if h.include_in_schema and isinstance(h.operation_id, str)}
     types = [Problem, *(t for h in handlers.values() for t in _body_types(h) if _is_msgspec_type(t))]
+    types += [h.opt[RAW_BODY][0] for h in handlers.values() if RAW_BODY in h.opt]
     _, schemas = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     components = document.setdefault("components", {})
     components["schemas"] = {**components.get("schemas", {}), **schemas}
@@ -169,9 +174,9 @@ def _contract(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
 def _pattern_formats(node: Any, place: str) -> None:
     """Give every string schema with a known format the pattern of that format (see FORMAT_PATTERNS)."""
     if isinstance(node, dict):
-        known = FORMAT_PATTERNS.get((place, node.get("format", ""))) or FORMAT_PATTERNS.get(
-            ("body", node.get("format", ""))
-        )
+        # A property named `format` (a WhatsApp template header's) is a schema here, not a format.
+        fmt = node.get("format", "") if isinstance(node.get("format", ""), str) else ""
+        known = FORMAT_PATTERNS.get((place, fmt)) or FORMAT_PATTERNS.get(("body", fmt))
         if known is not None and "pattern" not in node:
             node["pattern"] = known
         for value in node.values():
@@ -193,6 +198,17 @@ def _document_operation(method: str, operation: dict[str, Any], handler: HTTPRou
     opt = handler.opt
     public = bool(opt.get("public"))
     parameters = operation.get("parameters", [])
+    if RAW_BODY in opt:
+        body_type, examples = opt[RAW_BODY]
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{body_type.__name__}"},
+                    "examples": {name: {"value": value} for name, value in examples.items()},
+                }
+            },
+        }
     has_body = "requestBody" in operation
     statuses = {503}
     if parameters or has_body:
@@ -201,7 +217,8 @@ def _document_operation(method: str, operation: dict[str, Any], handler: HTTPRou
         statuses.add(404)
     if has_body:
         statuses |= {413, 415}
-        if handler.parsed_fn_signature.parameters["data"].has_default:
+        data = handler.parsed_fn_signature.parameters.get("data")
+        if data is not None and data.has_default:
             operation["requestBody"]["required"] = False
     if method in UNSAFE_METHODS:
         statuses.add(409)

@@ -43,16 +43,35 @@ async def insert_outbound(conn: asyncpg.Connection, tenant_id: UUID, **values: A
     return await queries.insert_outbound(conn, tenant_id=tenant_id, **values)
 
 
-async def claim_for_delivery(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID) -> asyncpg.Record | None:
-    return await queries.claim_for_delivery(conn, tenant_id=tenant_id, id=message_id)
+async def claim_for_delivery(
+    conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID, lease: timedelta
+) -> asyncpg.Record | None:
+    """The message with a lease taken on it (commit before sending), or None when it is not queued
+    or another job holds a lease on it."""
+    return await queries.claim_for_delivery(
+        conn, tenant_id=tenant_id, id=message_id, lease_seconds=lease.total_seconds()
+    )
 
 
-async def mark_sent(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID, provider_message_id: str) -> None:
-    await queries.mark_sent(conn, tenant_id=tenant_id, id=message_id, provider_message_id=provider_message_id)
+async def mark_sent(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID, provider_message_id: str) -> bool:
+    """Sent, with the receipts that came before the send's answer applied; False when the message
+    was no longer queued."""
+    await queries.lock_receipts(conn, tenant_id=tenant_id, provider_message_ids=[provider_message_id])
+    channel = await queries.mark_sent(conn, tenant_id=tenant_id, id=message_id, provider_message_id=provider_message_id)
+    if channel is None:
+        return False
+    await queries.apply_early_statuses(
+        conn, tenant_id=tenant_id, id=message_id, channel=channel, provider_message_id=provider_message_id
+    )
+    return True
 
 
 async def mark_failed(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID, code: str, message: str) -> None:
     await queries.mark_failed(conn, tenant_id=tenant_id, id=message_id, error_code=code, error_message=message)
+
+
+async def release_lease(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID, code: str, message: str) -> None:
+    await queries.release_lease(conn, tenant_id=tenant_id, id=message_id, error_code=code, error_message=message)
 
 
 async def queued_due(conn: asyncpg.Connection, older_than: timedelta, limit: int) -> list[asyncpg.Record]:
@@ -68,3 +87,26 @@ async def search(
     )
     total = await queries.count_search(conn, tenant_id=tenant_id, **filters)
     return many(rows, MessageSearchHit), total
+
+
+async def has_media(conn: Any, tenant_id: UUID, message_id: UUID) -> bool:
+    return bool(await queries.has_media(conn, tenant_id=tenant_id, id=message_id))
+
+
+async def attach_media(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID, media_id: UUID) -> None:
+    await queries.attach_media(conn, tenant_id=tenant_id, id=message_id, media_id=media_id)
+
+
+async def apply_statuses(
+    conn: asyncpg.Connection, tenant_id: UUID, channel: str, columns: dict[str, list[Any]]
+) -> asyncpg.Record:
+    await queries.lock_receipts(conn, tenant_id=tenant_id, provider_message_ids=columns["provider_message_ids"])
+    return await queries.apply_statuses(conn, tenant_id=tenant_id, channel=channel, **columns)
+
+
+async def purge_early_statuses(conn: asyncpg.Connection, older_than: timedelta) -> int:
+    return int(await queries.purge_early_statuses(conn, older_than=older_than))
+
+
+async def email_thread_identity(conn: asyncpg.Connection, tenant_id: UUID, message_ids: list[str]) -> str | None:
+    return await queries.email_thread_identity(conn, tenant_id=tenant_id, message_ids=message_ids)

@@ -13,6 +13,7 @@ import structlog
 from arq import ArqRedis
 
 from omnistream.activity import service as activity
+from omnistream.channels import StatusUpdate
 from omnistream.contacts.schemas import Channel
 from omnistream.conversations import service as conversations
 from omnistream.db import Database
@@ -30,6 +31,7 @@ from omnistream.messages.schemas import (
     MessageType,
 )
 from omnistream.security.principal import Actor
+from omnistream.wa_templates import service as wa_templates
 
 log = structlog.get_logger(__name__)
 
@@ -233,9 +235,15 @@ async def queue_outbound_in(conn: asyncpg.Connection, actor: Actor, row: asyncpg
     ):
         raise Unprocessable(
             "WhatsApp allows free-form messages only within 24 hours of the customer's last message; "
-            'send an approved template instead (type "template")',
+            'send an approved template instead (type "template"; '
+            "the approved ones: GET /api/wa-templates?status=APPROVED)",
             field="type",
             code="whatsapp_session_expired",
+        )
+    if data.type == "template" and row["channel"] == "whatsapp" and data.template is not None:
+        # Checked against the stored template before anything is queued: Meta would refuse it later.
+        content["template"]["components"] = await wa_templates.validate_template_send(
+            conn, actor.tenant_id, data.template.name, data.template.language, data.template.components
         )
     message_id = await repository.insert_outbound(
         conn,
@@ -290,3 +298,50 @@ async def search_messages(
         filters |= await conversations.visibility(conn, actor)
         rows, total = await repository.search(conn, actor.tenant_id, params, filters)
     return MessageSearchResult(messages=rows, next_cursor=None, total=total)
+
+
+# ------------------------------------------------------------------ providers' receipts
+
+
+async def apply_statuses(db: Database, tenant_id: UUID, channel: str, updates: Sequence[StatusUpdate]) -> int:
+    """Move the outbound messages the receipts name forward (never back); keep the receipts for
+    messages whose send has not answered yet. The number of messages moved."""
+    if not updates:
+        return 0
+    columns: dict[str, list[Any]] = {
+        "provider_message_ids": [u.provider_message_id for u in updates],
+        "statuses": [u.status for u in updates],
+        "occurred_at": [u.occurred_at for u in updates],
+        "error_codes": [u.error_code for u in updates],
+        "error_messages": [_without_nul(u.error_message) for u in updates],
+    }
+    async with db.tenant(tenant_id) as conn:
+        row = await repository.apply_statuses(conn, tenant_id, channel, columns)
+    return int(row["moved"])
+
+
+async def purge_early_statuses(db: Database, older_than: timedelta) -> int:
+    async with db.anonymous() as conn:
+        return await repository.purge_early_statuses(conn, older_than)
+
+
+async def email_thread_identity(db: Database, tenant_id: UUID, message_ids: Sequence[str]) -> str | None:
+    """The email address of the contact whose thread an email answers (its In-Reply-To and
+    References name the Message-IDs of that thread's messages); None for a new thread."""
+    if not message_ids:
+        return None
+    async with db.read(tenant_id) as conn:
+        return await repository.email_thread_identity(conn, tenant_id, list(message_ids))
+
+
+# ------------------------------------------------------------------ customers' media
+
+
+async def has_media(db: Database, tenant_id: UUID, message_id: UUID) -> bool:
+    async with db.read(tenant_id) as conn:
+        return await repository.has_media(conn, tenant_id, message_id)
+
+
+async def attach_media(db: Database, tenant_id: UUID, message_id: UUID, media_id: UUID) -> None:
+    async with db.tenant(tenant_id) as conn:
+        await repository.attach_media(conn, tenant_id, message_id, media_id)

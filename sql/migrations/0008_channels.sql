@@ -51,12 +51,15 @@ CREATE TABLE integration_accounts (
 -- A provider account is connected to one tenant at a time: webhooks are routed by it. (Distributed
 -- by tenant, this key moves to a reference table of routes.)
 CREATE UNIQUE INDEX integration_accounts_route_key ON integration_accounts (channel, external_id);
+CREATE INDEX integration_accounts_business_idx ON integration_accounts (channel, business_account_id)
+  WHERE business_account_id IS NOT NULL;
 CREATE UNIQUE INDEX integration_accounts_default_key ON integration_accounts (tenant_id, channel) WHERE is_default;
 CREATE INDEX integration_accounts_created_idx ON integration_accounts (tenant_id, created_at, id);
 CALL enable_tenant_isolation('integration_accounts');
 
--- Webhooks arrive before anyone knows the tenant: the accounts they name, with their tenant and
--- the secrets that verify them, across tenants (so only through this function).
+-- Webhooks arrive before anyone knows the tenant: the accounts they name (by their own id, or by
+-- their WhatsApp business account for news about it), with their tenant and the secrets that
+-- verify them, across tenants (so only through this function).
 CREATE FUNCTION route_channel_accounts(p_channel text, p_external_ids text[])
   RETURNS TABLE (tenant_id uuid, account_id uuid, external_id text, status text, business_account_id text,
                  account_secret_encrypted text, app_secret_encrypted text)
@@ -66,7 +69,8 @@ CREATE FUNCTION route_channel_accounts(p_channel text, p_external_ids text[])
            i.app_secret_encrypted
       FROM integration_accounts a
       LEFT JOIN channel_integrations i ON i.tenant_id = a.tenant_id AND i.channel = a.channel AND i.enabled
-     WHERE a.channel = p_channel AND a.external_id = ANY(p_external_ids)
+     WHERE a.channel = p_channel
+       AND (a.external_id = ANY(p_external_ids) OR a.business_account_id = ANY(p_external_ids))
   $$;
 
 -- Meta's verification GET: is this verify token one a tenant configured for the channel?
@@ -131,8 +135,6 @@ ALTER TABLE messages
   ADD COLUMN send_attempts integer NOT NULL DEFAULT 0,
   ADD COLUMN sending_until timestamptz,
   ADD FOREIGN KEY (tenant_id, media_id) REFERENCES media_files (tenant_id, id) ON DELETE SET NULL (media_id);
-CREATE INDEX messages_provider_lookup_idx ON messages (channel, provider_message_id)
-  WHERE provider_message_id IS NOT NULL;
 
 -- A status webhook can arrive before the send's answer named the provider's id: it waits here
 -- and is applied when the send is recorded.
@@ -149,3 +151,22 @@ CREATE TABLE early_message_statuses (
 );
 CREATE INDEX early_message_statuses_received_idx ON early_message_statuses (received_at);
 CALL enable_tenant_isolation('early_message_statuses');
+
+-- Receipts for messages no send of ours ever named (sent from another tool on the same number,
+-- or a send that never answered) are let go after a while, across tenants.
+CREATE FUNCTION purge_early_message_statuses(p_older_than interval) RETURNS bigint
+  LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+  AS $$
+    WITH gone AS (DELETE FROM early_message_statuses WHERE received_at < now() - p_older_than RETURNING 1)
+    SELECT count(*) FROM gone
+  $$;
+GRANT EXECUTE ON FUNCTION purge_early_message_statuses(interval) TO omnistream_app;
+
+-- `omnistream rotate-secrets` seals every stored secret again with the first key, tenant by
+-- tenant: the tenants that have any.
+CREATE FUNCTION tenants_with_channel_secrets() RETURNS SETOF uuid
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+  AS $$
+    SELECT tenant_id FROM channel_integrations UNION SELECT tenant_id FROM integration_accounts
+  $$;
+GRANT EXECUTE ON FUNCTION tenants_with_channel_secrets() TO omnistream_app;
