@@ -36,7 +36,6 @@ BATCH = 500
 """Entries read at once: a burst of webhooks becomes a few transactions, not one per message."""
 BLOCK_MS = 1000
 GATHER_SECONDS = 0.05
-DRAINS = 2
 RECLAIM_EVERY_SECONDS = 10.0
 MEDIA_JOB = "fetch_inbound_media"
 
@@ -95,8 +94,8 @@ class InboundDrain:
 
     async def ingest(self, tenant_id: UUID, deliveries: list[QueuedDelivery]) -> None:
         deliveries = await _still_connected(self.db, tenant_id, deliveries)
-        # By sender: drains running side by side lock conversations in one order, never in a cycle
-        # (each sender's messages keep theirs; the sort is stable).
+        # By sender: the drains of several workers lock conversations in one order, never in a
+        # cycle (each sender's messages keep theirs; the sort is stable).
         routed = sorted((m for d in deliveries for m in d.messages), key=lambda r: r.message.external_id)
         inbounds = [_inbound(tenant_id, r.account_id, r.message) for r in routed]
         results = await _ingest_each_storable(self.db, inbounds)
@@ -230,15 +229,12 @@ async def fetch_inbound_media(
 
 
 async def start_drain(ctx: dict[str, Any]) -> None:
-    """DRAINS consumers in this worker: while one waits for its transaction, another reads and
-    ingests the next group (PostgreSQL works on both at once)."""
-    tasks = []
-    for number in range(DRAINS):
-        drain = InboundDrain(ctx["db"], ctx["redis"], ctx["redis"], ctx["settings"])
-        task = asyncio.create_task(drain.run(), name=f"inbound-drain-{number}")
-        task.add_done_callback(_stop_the_worker_if_it_crashed)
-        tasks.append(task)
-    ctx["inbound_drains"] = tasks
+    """One consumer per worker: a second in the same process was measured slower (its groups wait
+    on the first's locks); more workers mean more consumers."""
+    drain = InboundDrain(ctx["db"], ctx["redis"], ctx["redis"], ctx["settings"])
+    task = asyncio.create_task(drain.run(), name="inbound-drain")
+    task.add_done_callback(_stop_the_worker_if_it_crashed)
+    ctx["inbound_drain"] = task
 
 
 def _stop_the_worker_if_it_crashed(task: asyncio.Task[None]) -> None:
@@ -249,7 +245,8 @@ def _stop_the_worker_if_it_crashed(task: asyncio.Task[None]) -> None:
 
 
 async def stop_drain(ctx: dict[str, Any]) -> None:
-    for task in ctx.pop("inbound_drains", []):
+    task = ctx.pop("inbound_drain", None)
+    if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
