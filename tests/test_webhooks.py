@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import msgspec
@@ -191,6 +192,23 @@ async def test_a_disconnected_account_is_ignored(
     )
     response = await post_meta(client, whatsapp(phone_number_id, messages=[wa_text("hello")]))
     assert response.json() == {"received": 1, "queued": 0, "ignored": 1}
+
+
+async def test_an_account_disconnected_after_its_delivery_was_queued_stores_nothing(
+    client: AsyncTestClient, arq: Any, db: Any, database: str, settings: Settings, tenant: Tenant, number: str
+) -> None:
+    """Routes are cached for seconds; the drain asks again before it stores anything."""
+    assert (await post_meta(client, whatsapp(number, messages=[wa_text("first")]))).json()["queued"] == 1
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute("UPDATE integration_accounts SET status = 'disconnected' WHERE external_id = $1", number)
+    finally:
+        await conn.close()
+    # Still routed by the cached route, and still dropped when drained.
+    assert (await post_meta(client, whatsapp(number, messages=[wa_text("second")]))).json()["queued"] == 1
+    await drain(arq, db, settings)
+    assert await conversations_of(client, tenant) == []
+    assert await inbox.backlog(arq, settings.redis_prefix) == 0
 
 
 # ---------------------------------------------------------------- tenants kept apart
@@ -395,7 +413,7 @@ async def agent_reply(
     try:
         await conn.execute(
             "UPDATE messages SET status = 'sent', provider_message_id = $2, sent_at = now() WHERE id = $1",
-            __import__("uuid").UUID(response.json()["id"]),
+            UUID(response.json()["id"]),
             provider_id,
         )
     finally:
@@ -467,7 +485,7 @@ async def test_a_status_before_the_sends_answer_waits_for_it(
     try:
         waiting = await conn.fetch(
             "SELECT status FROM early_message_statuses WHERE tenant_id = $1 AND provider_message_id = $2",
-            __import__("uuid").UUID(tenant.id),
+            UUID(tenant.id),
             early,
         )
     finally:
@@ -491,6 +509,29 @@ async def test_a_status_of_another_tenants_message_moves_nothing(
     await drain(arq, db, settings)
     reply = next(m for m in await messages_of(client, tenant, conversation["id"]) if m["id"] == reply_id)
     assert reply["status"] == "sent"
+
+
+async def test_receipts_for_messages_never_sent_from_here_are_let_go_after_a_day(
+    db: Any, database: str, tenant: Tenant
+) -> None:
+    from omnistream.webhooks.tasks import purge_early_statuses
+
+    conn = await asyncpg.connect(database)
+    try:
+        for provider_id, age in (("wamid.old", timedelta(hours=25)), ("wamid.recent", timedelta(hours=1))):
+            await conn.execute(
+                """INSERT INTO early_message_statuses (tenant_id, channel, provider_message_id, status, occurred_at,
+                                                      received_at)
+                   VALUES ($1, 'whatsapp', $2, 'delivered', now(), now() - $3::interval)""",
+                UUID(tenant.id),
+                provider_id,
+                age,
+            )
+        assert await purge_early_statuses({"db": db}) == 1
+        left = await conn.fetch("SELECT provider_message_id FROM early_message_statuses")
+    finally:
+        await conn.close()
+    assert [r["provider_message_id"] for r in left] == ["wamid.recent"]
 
 
 # ---------------------------------------------------------------- the drain
