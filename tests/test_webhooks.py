@@ -555,6 +555,38 @@ async def test_what_a_killed_worker_read_is_taken_over_by_another(
     assert await inbox.backlog(arq, settings.redis_prefix) == 0
 
 
+async def test_a_restarted_worker_takes_over_what_its_exited_predecessor_read_at_once(
+    client: AsyncTestClient, arq: Any, db: Any, settings: Settings, tenant: Tenant, number: str
+) -> None:
+    import socket
+    import sys
+
+    await post_meta(client, whatsapp(number, messages=[wa_text("read, never stored")]))
+    await inbox.ensure_group(arq, settings.redis_prefix)
+    exited = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await exited.wait()
+    dead = f"{socket.gethostname()}:{exited.pid}:a1b2c3"
+    alive = f"{socket.gethostname()}:1:d4e5f6"  # pid 1 always runs: its entries wait for the idle-time reclaim
+    assert len(await inbox.take(arq, settings.redis_prefix, dead, 10, 1)) == 1
+    await post_meta(client, whatsapp(number, messages=[wa_text("read by a live worker")]))
+    assert len(await inbox.take(arq, settings.redis_prefix, alive, 10, 1)) == 1
+
+    successor = InboundDrain(db, arq, arq, settings)
+    task = asyncio.create_task(successor.run())
+    try:
+        for _ in range(100):
+            if await conversations_of(client, tenant):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    conversation = await only_conversation(client, tenant)
+    assert [m["text"] for m in await messages_of(client, tenant, conversation["id"])] == ["read, never stored"]
+    consumers = {c["name"] for c in await arq.xinfo_consumers(inbox.stream_of(settings.redis_prefix), inbox.GROUP)}
+    assert dead.encode() not in consumers
+    assert alive.encode() in consumers
+
+
 async def test_a_tenant_whose_ingestion_fails_keeps_its_entries_queued(
     client: AsyncTestClient, arq: Any, db: Any, settings: Settings, tenant: Tenant, number: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -10,6 +10,7 @@ statuses never move backwards, so an entry processed twice changes nothing the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -111,6 +112,24 @@ async def reclaim(redis: Redis, prefix: str, consumer: str, count: int) -> list[
             await set_aside(redis, prefix, entry_id, fields, reason="read too many times without success")
             continue
         taken.append(_entry(entry_id, fields))
+    return taken
+
+
+async def take_over(redis: Redis, prefix: str, consumer: str, is_gone: Callable[[str], bool]) -> list[Entry]:
+    """The pending entries of the consumers `is_gone` names (a worker of this host that exited),
+    now ours at once rather than after CLAIM_AFTER_MS; those consumers leave the group."""
+    stream = stream_of(prefix)
+    taken: list[Entry] = []
+    for other in await redis.xinfo_consumers(stream, GROUP):
+        name = other["name"].decode() if isinstance(other["name"], bytes) else str(other["name"])
+        if name == consumer or not is_gone(name):
+            continue
+        while pending := await redis.xpending_range(stream, GROUP, "-", "+", 500, consumername=name):
+            claimed = await redis.xclaim(stream, GROUP, consumer, 0, [p["message_id"] for p in pending])
+            taken += [_entry(entry_id, fields) for entry_id, fields in claimed if fields is not None]
+            if len(claimed) < len(pending):  # trimmed meanwhile: nothing more to claim of it
+                break
+        await redis.xgroup_delconsumer(stream, GROUP, name)
     return taken
 
 

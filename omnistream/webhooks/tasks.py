@@ -50,6 +50,14 @@ class InboundDrain:
 
     async def run(self) -> None:
         await inbox.ensure_group(self.redis, self.prefix)
+        try:
+            taken = await inbox.take_over(self.redis, self.prefix, self.consumer, _exited_on_this_host)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            taken = []  # the idle-time reclaim will find them
+            log.warning("the inbound queue is unreachable; an exited worker's entries wait", error=str(exc))
+        if taken:
+            log.info("inbound entries of an exited worker taken over", count=len(taken))
+            await self.process(taken)
         loop = asyncio.get_running_loop()
         next_reclaim = 0.0
         while True:
@@ -125,6 +133,22 @@ async def _apply_account_news(db: Database, tenant_id: UUID, event: ParsedAccoun
     else:
         changed = 0
     log.info("business account news from Meta", tenant=str(tenant_id), kind=event.kind, changed=changed)
+
+
+def _exited_on_this_host(consumer: str) -> bool:
+    """Is `consumer` (host:pid:suffix) a drain of this host whose process is gone? A consumer of
+    another host, or of a live process, is left to the idle-time reclaim."""
+    host, _, rest = consumer.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 async def _still_connected(db: Database, tenant_id: UUID, deliveries: list[QueuedDelivery]) -> list[QueuedDelivery]:
