@@ -157,6 +157,16 @@ async def test_malformed_or_truncated_json_is_400(client: AsyncTestClient, numbe
     problem(await client.post("/api/webhooks/meta", content=raw, headers=headers), 400)
 
 
+@pytest.mark.parametrize("path", ["meta", "email"])
+async def test_a_body_not_sent_as_json_is_415(
+    client: AsyncTestClient, arq: Any, settings: Settings, number: str, path: str
+) -> None:
+    raw, headers = signed(whatsapp(number, messages=[wa_text("hi")]), APP_SECRET)
+    response = await client.post(f"/api/webhooks/{path}", content=raw, headers=headers | {"Content-Type": "text/plain"})
+    assert "application/json" in problem(response, 415)["detail"]
+    assert await inbox.backlog(arq, settings.redis_prefix) == 0
+
+
 async def test_an_object_of_another_kind_is_400(client: AsyncTestClient, number: str) -> None:
     problem(await post_meta(client, {"object": "user", "entry": []}), 400)
 
@@ -448,6 +458,7 @@ async def test_statuses_move_a_reply_forward_and_never_back(
     await drain(arq, db, settings)
     final = await reply()
     assert final["status"] == "read"
+    assert await inbox.backlog(arq, settings.redis_prefix) == 0  # each receipt's delivery acknowledged
     assert final["delivered_at"].startswith(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)))
     assert final["read_at"].startswith(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + 5)))
 
@@ -491,6 +502,7 @@ async def test_a_status_before_the_sends_answer_waits_for_it(
     finally:
         await conn.close()
     assert [r["status"] for r in waiting] == ["delivered"]
+    assert await inbox.backlog(arq, settings.redis_prefix) == 0
 
 
 async def test_a_status_of_another_tenants_message_moves_nothing(
@@ -599,7 +611,7 @@ async def test_a_tenant_whose_ingestion_fails_keeps_its_entries_queued(
         raise ConnectionError("the database went away")
 
     monkeypatch.setattr(tasks, "_ingest_each_storable", database_down)
-    await drain(arq, db, settings)
+    await drain(arq, db, settings, all_stored=False)
     assert await inbox.backlog(arq, settings.redis_prefix) == 1
     monkeypatch.undo()
     monkeypatch.setattr(inbox, "CLAIM_AFTER_MS", 0)

@@ -147,12 +147,17 @@ def page_message(page_id: str, sender: str, message: dict[str, Any]) -> dict[str
     }
 
 
-async def drain(arq: Any, db: Any, settings: Settings) -> int:
-    """What the worker's inbound drain does with what is queued now: entries processed."""
+async def drain(arq: Any, db: Any, settings: Settings, *, all_stored: bool = True) -> int:
+    """What the worker's inbound drain does with what is queued now: entries processed. Unless
+    told otherwise, every entry must have been stored and acknowledged (the drain logs a failure
+    and keeps the entry: a test would not see it)."""
     worker = InboundDrain(db, arq, arq, settings)
     await inbox.ensure_group(arq, settings.redis_prefix)
     processed = 0
     while entries := await inbox.take(arq, settings.redis_prefix, worker.consumer, 500, 1):
         await worker.process(entries)
         processed += len(entries)
+    if all_stored:
+        pending = await arq.xpending(inbox.stream_of(settings.redis_prefix), inbox.GROUP)
+        assert pending["pending"] == 0, "entries the drain read and could not store"
     return processed

@@ -50,7 +50,7 @@ def _whole_floats_as_ints(value: Any) -> Any:
     return value
 
 
-def _is_json(media_type: str) -> bool:
+def is_json(media_type: str) -> bool:
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
@@ -65,7 +65,7 @@ class StrictBodyRequest(Request[Any, Any, Any]):
         if target is None or value_or_default(self._connection_state.json, None) is not None:
             return await super().json()
         body = await self.body()
-        if body and not _is_json(self.content_type[0]):
+        if body and not is_json(self.content_type[0]):
             # A form or text/plain body is what a page on another site can send without asking:
             # besides being the wrong type, it is how cross-site requests arrive.
             raise HTTPException(

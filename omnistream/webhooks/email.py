@@ -28,8 +28,6 @@ from omnistream.webhooks.service import SIGNATURE_PREFIX
 
 log = structlog.get_logger(__name__)
 
-_decode = msgspec.json.Decoder(InboundEmail).decode
-
 
 def address_of(value: str) -> str:
     return parseaddr(value)[1].strip().lower()
@@ -53,12 +51,16 @@ def _signature(header: str | None) -> bytes:
 
 
 def decode(raw: bytes) -> InboundEmail:
+    """The email, once the body is known to be whole JSON (a truncated body is "not JSON", not a
+    schema error about the last field it got to)."""
     try:
-        return _decode(raw)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"the email does not match the schema: {exc}") from exc
+        document = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise BadRequest(f"the body is not JSON: {exc}") from exc
+    try:
+        return msgspec.convert(document, InboundEmail)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"the email does not match the schema: {exc}") from exc
 
 
 async def receive(

@@ -3,9 +3,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, post
+from litestar.exceptions import HTTPException
 from litestar.params import QueryParameter
 
 from omnistream.errors import PayloadTooLarge
+from omnistream.kit.body import is_json
 from omnistream.kit.deps import DB, AppSettings, RedisClient
 from omnistream.kit.openapi import ERRORS, RAW_BODY
 from omnistream.security.guards import PUBLIC
@@ -48,7 +50,13 @@ RECEIVE_DESCRIPTION = (
 
 
 async def _body(request: Request[Any, Any, Any], limit: int) -> bytes:
-    """The raw body (the signature covers these exact bytes), refused past `limit` bytes."""
+    """The raw body (the signature covers these exact bytes), refused past `limit` bytes and when
+    it is not sent as JSON."""
+    media_type = request.content_type[0]
+    if media_type and not is_json(media_type):
+        raise HTTPException(
+            status_code=415, detail=f"the body must be JSON, sent as application/json, not {media_type}"
+        )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")

@@ -182,7 +182,7 @@ SELECT pg_advisory_xact_lock(hashtextextended(:tenant_id::uuid::text || ':' || p
   FROM unnest(:provider_message_ids::text[]) AS provider_message_id
  ORDER BY provider_message_id;
 
--- name: apply_statuses
+-- name: apply_statuses^
 -- A provider's receipts, in one round trip: each outbound message named moves forward to the
 -- furthest status the batch holds for it, never back (read is never made delivered; a failure
 -- after delivery is news of nothing); each receipt's moment is kept once. Receipts for provider
