@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from omnistream.cli import FAKE_META_APP_SECRET
 from omnistream.config import Settings
@@ -25,8 +26,8 @@ from tests.webhook_helpers import phone_id, signed, wa_text, whatsapp
 
 
 class System:
-    def __init__(self, api: str, graph: str, log: Path) -> None:
-        self.api, self.graph, self.log = api, graph, log
+    def __init__(self, api: str, graph: str, log: Path, settings: Settings) -> None:
+        self.api, self.graph, self.log, self.settings = api, graph, log, settings
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def system(settings: Settings, database: str, tmp_path: Path) -> Iterator[System
     try:
         graph = eventually(lambda: _announced_stand_in(log_path), 60, dev, log_path)
         eventually(lambda: _healthy(f"http://127.0.0.1:{port}"), 60, dev, log_path)
-        yield System(f"http://127.0.0.1:{port}", graph, log_path)
+        yield System(f"http://127.0.0.1:{port}", graph, log_path, settings)
         dev.send_signal(signal.SIGTERM)
         assert dev.wait(30) == 0, log_path.read_text()
     finally:
@@ -157,3 +158,11 @@ def test_a_whatsapp_conversation_end_to_end(system: System) -> None:
         # Watched as it went: never a step back.
         order = ["queued", "sent", "delivered", "read"]
         assert seen == sorted(seen, key=order.index)
+    # Every delivery, the customer's and the receipts, was stored and acknowledged (what fails to
+    # be stored stays in the stream).
+    queue = redis.Redis.from_url(system.settings.redis_url)
+    try:
+        stream = f"{system.settings.redis_prefix}:inbound"
+        eventually(lambda: queue.xlen(stream) == 0 or None, 5, log=system.log)
+    finally:
+        queue.close()
