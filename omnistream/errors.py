@@ -112,7 +112,7 @@ def from_app_error(exc: AppError) -> ProblemDetailsException:
 _BROKEN_PATTERN = re.compile(r"Expected `str` matching regex (?P<regex>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
 
 
-def _in_words(message: str) -> str:
+def in_words(message: str) -> str:
     broken = _BROKEN_PATTERN.search(message)
     if broken is None:
         return message
@@ -142,7 +142,7 @@ def from_validation_error(exc: ValidationException) -> ProblemDetailsException:
         if isinstance(item, dict):
             field, message = _error_field(item), item.get("message")
             if isinstance(message, str):
-                message = _in_words(message)
+                message = in_words(message)
             if field == "data" and item.get("source") == "body" and message == "'data'":
                 message = "a JSON request body is required"  # Litestar's own words are just "'data'"
             errors.append({"field": field, "source": item.get("source"), "message": message})

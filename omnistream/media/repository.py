@@ -44,3 +44,7 @@ async def insert(
 
 async def get(conn: asyncpg.Connection, tenant_id: UUID, media_id: UUID) -> StoredMedia | None:
     return one(await queries.get_media_file(conn, tenant_id=tenant_id, id=media_id), StoredMedia)
+
+
+async def existing_ids(conn: asyncpg.Connection, tenant_id: UUID, ids: list[UUID]) -> set[UUID]:
+    return {r["id"] for r in await queries.existing_ids(conn, tenant_id=tenant_id, ids=ids)}

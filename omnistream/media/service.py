@@ -563,3 +563,9 @@ async def download(
             raise StorageUnavailable("this file is in S3 storage, which is not configured on this server")
         chunks = await _s3_chunks(settings, row, span)
     return Download(status=206 if span else 200, headers=headers, media_type=row.mime_type, chunks=chunks)
+
+
+async def existing_ids(conn: Any, tenant_id: UUID, ids: list[UUID]) -> set[UUID]:
+    """Which of `ids` are media files of the tenant (for areas that point at them); `conn` is a
+    transaction or a read of the tenant."""
+    return await repository.existing_ids(conn, tenant_id, ids) if ids else set()

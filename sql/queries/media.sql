@@ -12,3 +12,7 @@ RETURNING id;
 SELECT id, storage, storage_key, bucket, filename, mime_type, size_bytes, sha256, source, created_at
   FROM media_files
  WHERE tenant_id = :tenant_id AND id = :id;
+
+-- name: existing_ids
+-- Which of these ids name a media file of the tenant.
+SELECT id FROM media_files WHERE tenant_id = :tenant_id AND id = ANY(:ids::uuid[]);

@@ -1,0 +1,1 @@
+"""Quick replies: canned answers agents insert by shortcut."""
