@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import time
 from email.utils import parseaddr
 from typing import Any
@@ -24,9 +22,11 @@ from omnistream.messages import service as messages
 from omnistream.webhooks import inbox
 from omnistream.webhooks.inbox import QueuedDelivery, RoutedMessage
 from omnistream.webhooks.schemas import InboundEmail, WebhookReceipt
-from omnistream.webhooks.service import SIGNATURE_PREFIX
+from omnistream.webhooks.service import signature_of, signed_with
 
 log = structlog.get_logger(__name__)
+
+SIGNATURE_HEADER = "X-OmniStream-Signature"
 
 
 def address_of(value: str) -> str:
@@ -39,15 +39,6 @@ def message_id_of(value: str | None) -> str | None:
     if not text:
         return None
     return text if text.startswith("<") and text.endswith(">") else f"<{text.strip('<>')}>"
-
-
-def _signature(header: str | None) -> bytes:
-    if not header or not header.startswith(SIGNATURE_PREFIX):
-        raise Unauthorized("X-OmniStream-Signature is missing or not of the form sha256=<hex digest>")
-    try:
-        return bytes.fromhex(header[len(SIGNATURE_PREFIX) :])
-    except ValueError as exc:
-        raise Unauthorized("X-OmniStream-Signature is not a hex digest") from exc
 
 
 def decode(raw: bytes) -> InboundEmail:
@@ -66,7 +57,7 @@ def decode(raw: bytes) -> InboundEmail:
 async def receive(
     db: Database, redis: Redis, settings: Settings, raw: bytes, signature_header: str | None
 ) -> WebhookReceipt:
-    signature = _signature(signature_header)
+    signature = signature_of(signature_header, SIGNATURE_HEADER)
     email = decode(raw)
     sender = address_of(email.from_)
     if "@" not in sender:
@@ -77,8 +68,7 @@ async def receive(
         (
             r
             for r in sorted(routes, key=lambda r: recipients.index(r.external_id))
-            if r.account_secret
-            and hmac.compare_digest(hmac.new(r.account_secret.encode(), raw, hashlib.sha256).digest(), signature)
+            if r.account_secret and signed_with(r.account_secret, raw, signature)
         ),
         None,
     )

@@ -60,14 +60,14 @@ async def verify_subscription(
     return challenge
 
 
-def signature_of(header: str | None) -> bytes:
-    """The digest an X-Hub-Signature-256 header names; 401 when it is missing or not one."""
+def signature_of(header: str | None, name: str = "X-Hub-Signature-256") -> bytes:
+    """The digest a `sha256=<hex>` signature header names; 401 when it is missing or not one."""
     if not header or not header.startswith(SIGNATURE_PREFIX):
-        raise Unauthorized("X-Hub-Signature-256 is missing or not of the form sha256=<hex digest>")
+        raise Unauthorized(f"{name} is missing or not of the form sha256=<hex digest>")
     try:
         return bytes.fromhex(header[len(SIGNATURE_PREFIX) :])
     except ValueError as exc:
-        raise Unauthorized("X-Hub-Signature-256 is not a hex digest") from exc
+        raise Unauthorized(f"{name} is not a hex digest") from exc
 
 
 def signed_with(secret: str, body: bytes, signature: bytes) -> bool:
@@ -147,7 +147,7 @@ _caches: weakref.WeakKeyDictionary[Database, RouteCache] = weakref.WeakKeyDictio
 
 
 async def _routes(db: Database, settings: Settings, items: list[Parsed]) -> dict[tuple[str, str], AccountRoute]:
-    cache = _caches.setdefault(db, RouteCache())
+    cache = _caches.get(db) or _caches.setdefault(db, RouteCache())
     now = time.monotonic()
     routes: dict[tuple[str, str], AccountRoute] = {}
     wanted: dict[str, set[str]] = defaultdict(set)
