@@ -60,9 +60,21 @@ async def mark_sent(conn: asyncpg.Connection, tenant_id: UUID, message_id: UUID,
     channel = await queries.mark_sent(conn, tenant_id=tenant_id, id=message_id, provider_message_id=provider_message_id)
     if channel is None:
         return False
-    await queries.apply_early_statuses(
-        conn, tenant_id=tenant_id, id=message_id, channel=channel, provider_message_id=provider_message_id
+    early = await queries.take_early_statuses(
+        conn, tenant_id=tenant_id, channel=channel, provider_message_id=provider_message_id
     )
+    if early:
+        # Applied as any receipt is (forward only), now that the message has the provider's id.
+        await queries.apply_statuses(
+            conn,
+            tenant_id=tenant_id,
+            channel=channel,
+            provider_message_ids=[r["provider_message_id"] for r in early],
+            statuses=[r["status"] for r in early],
+            occurred_at=[r["occurred_at"] for r in early],
+            error_codes=[r["error_code"] for r in early],
+            error_messages=[r["error_message"] for r in early],
+        )
     return True
 
 

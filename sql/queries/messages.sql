@@ -84,40 +84,12 @@ UPDATE messages
 UPDATE messages SET sending_until = NULL, error_code = :error_code, error_message = :error_message
  WHERE tenant_id = :tenant_id AND id = :id AND status = 'queued';
 
--- name: apply_early_statuses$
+-- name: take_early_statuses
 -- The receipts that arrived before the send's answer named the provider's id (apply_statuses kept
--- them), applied to the message just marked sent, then let go. As apply_statuses does: forward only
--- (queued < sent < failed < delivered < read), each moment kept once, a failure only of a message
--- not yet delivered. The message's status afterwards (NULL when none were waiting).
-WITH early AS (
-  DELETE FROM early_message_statuses
-   WHERE tenant_id = :tenant_id AND channel = :channel AND provider_message_id = :provider_message_id
-  RETURNING status, occurred_at, error_code, error_message,
-            array_position(ARRAY['queued', 'sent', 'failed', 'delivered', 'read'], status) AS rank
-), furthest AS (
-  SELECT (array_agg(status ORDER BY rank DESC))[1] AS status, max(rank) AS rank,
-         min(occurred_at) FILTER (WHERE status IN ('delivered', 'read')) AS delivered_at,
-         min(occurred_at) FILTER (WHERE status = 'read') AS read_at,
-         min(occurred_at) FILTER (WHERE status = 'failed') AS failed_at,
-         (array_agg(error_code) FILTER (WHERE status = 'failed'))[1] AS error_code,
-         (array_agg(error_message) FILTER (WHERE status = 'failed'))[1] AS error_message
-    FROM early
-  HAVING count(*) > 0
-)
-UPDATE messages m
-   SET status = CASE WHEN f.rank > array_position(ARRAY['queued', 'sent', 'failed', 'delivered', 'read'], m.status)
-                     THEN f.status ELSE m.status END,
-       delivered_at = coalesce(m.delivered_at, f.delivered_at),
-       read_at = coalesce(m.read_at, f.read_at),
-       failed_at = CASE WHEN f.status = 'failed' AND m.status IN ('queued', 'sent') THEN f.failed_at
-                        ELSE m.failed_at END,
-       error_code = CASE WHEN f.status = 'failed' AND m.status IN ('queued', 'sent') THEN f.error_code
-                         ELSE m.error_code END,
-       error_message = CASE WHEN f.status = 'failed' AND m.status IN ('queued', 'sent') THEN f.error_message
-                            ELSE m.error_message END
-  FROM furthest f
- WHERE m.tenant_id = :tenant_id AND m.id = :id
-RETURNING m.status;
+-- them), let go as they are handed back to be applied to the message just marked sent.
+DELETE FROM early_message_statuses
+ WHERE tenant_id = :tenant_id AND channel = :channel AND provider_message_id = :provider_message_id
+RETURNING provider_message_id, status, occurred_at, error_code, error_message;
 
 -- name: queued_messages_due
 SELECT tenant_id, message_id FROM queued_messages_due(:older_than, :limit);
