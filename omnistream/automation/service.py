@@ -69,7 +69,16 @@ from omnistream.kit.pagination import query_moment
 from omnistream.security.principal import Actor
 from omnistream.working_hours import service as working_hours
 
-EVENT_TYPES = ("conversation_created", "message_received_inbound", "status_changed", "sla_breached")
+EVENT_TYPES = (
+    "conversation_created",
+    "message_received_inbound",
+    "status_changed",
+    "sla_breached",
+    # No rule triggers on these yet; SLA clocks and outgoing webhooks take them from the outbox.
+    "message_sent",
+    "conversation_assigned",
+    "csat_submitted",
+)
 
 
 @dataclass

@@ -48,7 +48,7 @@ from omnistream.automation.engine import CompiledRules, compile_rules
 from omnistream.automation.predicates import Event, MatchContext, event_from_payload, in_cooldown
 from omnistream.automation.schemas import AutomationRule
 from omnistream.automation.service import Outbox
-from omnistream.automation_events import actions, repository
+from omnistream.automation_events import actions, repository, subscribers
 from omnistream.automation_events.schemas import RunResult
 from omnistream.contacts import service as contacts
 from omnistream.conversations import service as conversations
@@ -181,12 +181,22 @@ class Processor:
             for claim in batch:
                 (busy if await self._may_match(compiled, claim) else quiet).append(claim)
             if quiet:
-                async with self.db.tenant(tenant_id) as conn:
-                    finished = await repository.finish(conn, tenant_id, [(c.id, c.attempts) for c in quiet])
-                for claim in quiet:
-                    if claim.id in finished:
-                        counts[claim.event_type][1] += 1
-                        DONE.labels(claim.event_type).inc()
+                try:
+                    async with self.db.tenant(tenant_id) as conn:
+                        finished = await repository.finish(conn, tenant_id, [(c.id, c.attempts) for c in quiet])
+                        queued = await subscribers.events_done(conn, tenant_id, [c for c in quiet if c.id in finished])
+                except Exception as exc:
+                    # One event a subscriber cannot take must not hold back the rest of the batch:
+                    # each is tried alone, and the one that fails is retried as a failing event is.
+                    log.warning("a batch of events failed together; one by one", error=str(exc))
+                    busy.extend(quiet)
+                else:
+                    for message_id in queued:
+                        await enqueue_delivery(self.arq, tenant_id, message_id)
+                    for claim in quiet:
+                        if claim.id in finished:
+                            counts[claim.event_type][1] += 1
+                            DONE.labels(claim.event_type).inc()
             by_conversation: dict[UUID, list[Claim]] = defaultdict(list)
             for claim in busy:
                 by_conversation[claim.conversation_id].append(claim)
@@ -228,10 +238,13 @@ class Processor:
                     return None  # its lease ran out and another worker has it now
                 await act(conn, compiled, claim, effects, claim.created_at, already_run)
                 await repository.finish(conn, claim.tenant_id, [(claim.id, claim.attempts)])
+                queued = await subscribers.events_done(conn, claim.tenant_id, [claim])
         except Exception as exc:
             return await self._failed(claim, exc)
         DONE.labels(claim.event_type).inc()
         await after_commit(self.arq, claim.tenant_id, effects)
+        for message_id in queued:
+            await enqueue_delivery(self.arq, claim.tenant_id, message_id)
         return "done"
 
     async def _failed(self, claim: Claim, exc: Exception) -> str:

@@ -188,6 +188,21 @@ async def _assign(
         ):
             raise Unprocessable("the agent does not belong to that division", field=agent_field)
     await repository.set_assignment(conn, actor.tenant_id, row["id"], agent_id, new_division)
+    if agent_id != row["assigned_agent_id"] or new_division != row["division_id"]:
+        outbox = Outbox(actor.tenant_id, source="api" if actor.user_id else "automation")
+        current = await repository.event_snapshot(conn, actor.tenant_id, row["id"])
+        outbox.add(
+            "conversation_assigned",
+            row["id"],
+            row["contact_id"],
+            {
+                **snapshot(current),
+                "previous_agent_id": row["assigned_agent_id"],
+                "previous_division_id": row["division_id"],
+                "assigned_by": actor.user_id,
+            },
+        )
+        await outbox.write(conn)
     await activity.record(
         conn,
         actor,

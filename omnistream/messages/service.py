@@ -13,6 +13,7 @@ import structlog
 from arq import ArqRedis
 
 from omnistream.activity import service as activity
+from omnistream.automation.service import Outbox
 from omnistream.channels import StatusUpdate
 from omnistream.contacts.schemas import Channel
 from omnistream.conversations import service as conversations
@@ -257,6 +258,19 @@ async def queue_outbound_in(conn: asyncpg.Connection, actor: Actor, row: asyncpg
         sender_agent_id=actor.user_id,
     )
     await conversations.record_outbound(conn, actor.tenant_id, row["id"], now, preview_of(data.type, data.text))
+    outbox = Outbox(actor.tenant_id, source="api" if actor.user_id else "automation")
+    outbox.add(
+        "message_sent",
+        row["id"],
+        row["contact_id"],
+        {
+            **conversations.snapshot(row),
+            "message": {"id": message_id, "type": data.type, "text": data.text},
+            "sender_type": "automation" if actor.user_id is None else "agent",
+            "sender_agent_id": actor.user_id,
+        },
+    )
+    await outbox.write(conn)
     await activity.record(
         conn, actor, "message.sent", "message", message_id, conversation_id=str(row["id"]), type=data.type
     )
