@@ -22,7 +22,7 @@ from litestar import Controller, Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
-from litestar.datastructures import Headers, MutableScopeHeaders
+from litestar.datastructures import Headers, MutableScopeHeaders, State
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
@@ -123,6 +123,9 @@ def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url)
 
 
+PUBLIC_RATE_LIMIT_STORE = "public_rate_limit"
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     resolve_dependencies_in_line()
@@ -130,6 +133,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # What the app connects to is read when it starts, from its state: an app object may be
+        # started again with other databases (the tests do, rather than build a new one each time).
+        settings: Settings = app.state.settings
         if not settings.database_url or not settings.redis_url:
             raise RuntimeError(
                 "DATABASE_URL and REDIS_URL are not set: start with `omnistream dev`, "
@@ -143,13 +149,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await db.close()
                 raise
         redis = Redis.from_url(settings.redis_url)
+        app.stores.register(
+            PUBLIC_RATE_LIMIT_STORE,
+            RedisStore(redis, namespace=f"{settings.redis_prefix}:public-rate-limit"),
+            allow_override=True,
+        )
         arq = await create_pool(
             redis_settings(settings),
             job_serializer=msgspec.msgpack.encode,
             job_deserializer=msgspec.msgpack.decode,
             default_queue_name=f"{settings.redis_prefix}:queue",
         )
-        app.state.settings = settings
         app.state.db = db
         app.state.redis = redis
         app.state.arq = arq
@@ -177,17 +187,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     public_rate_limit = RateLimitConfig(
         rate_limit=("minute", settings.public_requests_per_minute),
         exclude_opt_key=NOT_RATE_LIMITED,
-        store="public_rate_limit",
+        store=PUBLIC_RATE_LIMIT_STORE,
         identifier_for_request=rate_limit_identifier,
     )
     # Outermost of all: everything after it sees the client, not the proxy in front of the API.
     proxies = settings.trusted_proxy_networks
     forwarded_client = [DefineMiddleware(ForwardedClientMiddleware, proxies=proxies)] if proxies else []
-    rate_limit_store = (
-        RedisStore.with_client(url=settings.redis_url, namespace=f"{settings.redis_prefix}:public-rate-limit")
-        if settings.redis_url
-        else MemoryStore()
-    )
     prometheus = PrometheusConfig(app_name="omnistream", group_path=True, exclude=["^/metrics"])
     app = Litestar(
         # The guard covers every API route; /schema and /metrics sit outside it.
@@ -214,10 +219,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         before_send=[_request_id_on_every_response],
-        stores={"public_rate_limit": rate_limit_store},
+        # In memory until the app starts and counts in Redis, shared by the API's processes.
+        stores={PUBLIC_RATE_LIMIT_STORE: MemoryStore()},
         plugins=[PROBLEM_DETAILS, app_logging.plugin(settings)],
-        dependencies=dependencies(settings),
+        dependencies=dependencies(),
         request_class=StrictBodyRequest,
+        state=State({"settings": settings}),
         openapi_config=OpenAPIConfig(
             title="OmniStream CRM API",
             version=version("omnistream"),

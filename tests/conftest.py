@@ -21,9 +21,12 @@ from uuid import uuid4
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from litestar.testing.transport import TestClientTransport
+from litestar.types import Empty
 
 from omnistream.app import create_app
 from omnistream.config import Settings, load_settings
@@ -44,6 +47,7 @@ warnings.filterwarnings("ignore", module="platformdirs")
 TEMPLATE = "omnistream_template"
 APP_PASSWORD = "test-app-password"
 PASSWORD = "correct horse battery"
+JWT_SECRET = secrets.token_urlsafe(32)  # one a test process: the apps its tests share are built with it
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,7 @@ def settings(servers: Servers, database: str, graph_stand_in: GraphStandIn, tmp_
         migrations_database_url=database,
         redis_url=servers.redis_url,
         redis_prefix=f"test-{uuid4().hex[:12]}",
-        jwt_secret=secrets.token_urlsafe(32),
+        jwt_secret=JWT_SECRET,
         db_pool_min=1,
         db_pool_max=10,
         graph_api_url=graph_stand_in.url,
@@ -238,9 +242,31 @@ def settings(servers: Servers, database: str, graph_stand_in: GraphStandIn, tmp_
     )
 
 
+# What differs from one test's settings to the next; the rest is the same in a test process.
+_PER_TEST = {"database_url": "", "migrations_database_url": "", "redis_prefix": "", "data_dir": ""}
+_apps: dict[bytes, Litestar] = {}
+
+
+def app_for(settings: Settings) -> Litestar:
+    """The app for these settings: built once a process for what tests share (building one costs
+    half a second), and started by each test with its own database, Redis prefix and folder, as
+    the app reads them from its state when it starts."""
+    key = msgspec.json.encode(msgspec.structs.replace(settings, **_PER_TEST))
+    app = _apps.get(key)
+    if app is None:
+        app = _apps[key] = create_app(settings)
+    app.state.settings = settings
+    # Resources resolved once per app (use_cache) are the last test's: resolved again.
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            for provide in handler.resolve_dependencies().values():
+                provide.value = Empty
+    return app
+
+
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
+    async with AsyncTestClient(app=app_for(settings)) as test_client:
         yield test_client
 
 

@@ -30,6 +30,10 @@ Paging = NamedDependency[ListParams]
 Jobs = NamedDependency[ArqRedis]
 
 
+def _settings(state: State) -> Settings:
+    return state.settings
+
+
 def _db(state: State) -> Database:
     return state.db
 
@@ -46,11 +50,11 @@ def _throttle(state: State) -> LoginThrottle:
     return state.throttle
 
 
-def dependencies(settings: Settings) -> dict[str, Provide]:
+def dependencies() -> dict[str, Provide]:
     # The app-wide resources are resolved once per app (use_cache); the actor and the list
     # parameters belong to each request.
     return {
-        "settings": Provide(lambda: settings, sync_to_thread=False),
+        "settings": Provide(_settings, sync_to_thread=False, use_cache=True),
         "db": Provide(_db, sync_to_thread=False, use_cache=True),
         "redis": Provide(_redis, sync_to_thread=False, use_cache=True),
         "throttle": Provide(_throttle, sync_to_thread=False, use_cache=True),
