@@ -6,7 +6,13 @@ import shutil
 import subprocess
 import sys
 
-SUITES = ["benchmarks.rule_matching", "benchmarks.ingestion", "benchmarks.automation", "benchmarks.http"]
+SUITES = [
+    "benchmarks.rule_matching",
+    "benchmarks.ingestion",
+    "benchmarks.automation",
+    "benchmarks.outgoing_webhooks",
+    "benchmarks.http",
+]
 
 if __name__ == "__main__":
     failed = 0

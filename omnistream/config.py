@@ -53,8 +53,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_json: bool = False
     log_level: str = "INFO"
     public_url: str = ""
+    csat_link_days: int = 7
+    """Days a CSAT survey's link stays open for the customer's answer."""
+    scheduled_message_min_lead_seconds: int = 60
+    """How far ahead a message must be scheduled (only tests lower it)."""
     webhooks_allow_private: bool = False
-    """Let automation webhooks reach private, loopback and link-local addresses (tests, on-premise)."""
+    """Let automation and outgoing webhooks reach private, loopback and link-local addresses, and
+    outgoing webhooks use plain http (tests, on-premise)."""
     listen_database_url: str = ""
     """A direct PostgreSQL URL for the workers' LISTEN (not through a transaction pooler); default DATABASE_URL."""
     metrics_token: str = ""
@@ -124,6 +129,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "login_max_failures_per_ip",
             "login_max_failures_per_ip_and_email",
             "login_slowdown_after_failures_per_email",
+            "csat_link_days",
         ):
             if getattr(self, field) < 1:
                 raise SettingsError(f"{ENVIRONMENT[field]} must be at least 1")
@@ -183,6 +189,8 @@ ENVIRONMENT = {
     "log_json": "OMNISTREAM_LOG_JSON",
     "log_level": "OMNISTREAM_LOG_LEVEL",
     "public_url": "OMNISTREAM_PUBLIC_URL",
+    "csat_link_days": "OMNISTREAM_CSAT_LINK_DAYS",
+    "scheduled_message_min_lead_seconds": "OMNISTREAM_SCHEDULED_MESSAGE_MIN_LEAD_SECONDS",
     "webhooks_allow_private": "OMNISTREAM_WEBHOOKS_ALLOW_PRIVATE",
     "listen_database_url": "OMNISTREAM_LISTEN_DATABASE_URL",
     "metrics_token": "OMNISTREAM_METRICS_TOKEN",

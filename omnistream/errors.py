@@ -62,6 +62,13 @@ class Conflict(AppError):
     title = "Conflict"
 
 
+class Gone(AppError):
+    """What the path named existed but is over for good (an expired link)."""
+
+    status_code = 410
+    title = "Gone"
+
+
 class Unprocessable(AppError):
     status_code = 422
     title = "Unprocessable content"

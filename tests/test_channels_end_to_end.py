@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -89,34 +89,51 @@ def eventually(check: Callable[[], Any], seconds: float, process: Any = None, lo
         time.sleep(0.1)
 
 
+class SignedUp(NamedTuple):
+    auth: dict[str, str]
+    number: str
+    """The connected WhatsApp number's id (its phone_number_id)."""
+    tenant_id: str
+    account_id: str
+
+
+BUSINESS_ACCOUNT_ID = "102290129340398"
+
+
+def sign_up_with_whatsapp(http: httpx.Client, organization: str = "Kopi Co") -> SignedUp:
+    """Register an organisation over HTTP, as a new tenant would, and connect a WhatsApp number."""
+    registered = http.post(
+        "/api/auth/register",
+        json={
+            "organization_name": organization,
+            "name": "Ada",
+            "email": f"ada@{organization.lower().replace(' ', '-')}.test",
+            "password": "a long password",
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    http.cookies.clear()
+    auth = {"authorization": f"Bearer {registered.json()['access_token']}"}
+    number = phone_id()
+    account = http.post(
+        "/api/integration-accounts",
+        json={
+            "channel": "whatsapp",
+            "name": "Support line",
+            "external_id": number,
+            "display_name": "+1 555 0100",
+            "business_account_id": BUSINESS_ACCOUNT_ID,
+            "access_token": "EAAG-kopi-token",
+        },
+        headers=auth,
+    )
+    assert account.status_code == 201, account.text
+    return SignedUp(auth, number, registered.json()["agent"]["tenant"]["id"], account.json()["id"])
+
+
 def test_a_whatsapp_conversation_end_to_end(system: System) -> None:
     with httpx.Client(base_url=system.api, timeout=10) as http:
-        registered = http.post(
-            "/api/auth/register",
-            json={
-                "organization_name": "Kopi Co",
-                "name": "Ada",
-                "email": "ada@kopi.test",
-                "password": "a long password",
-            },
-        )
-        assert registered.status_code == 201, registered.text
-        http.cookies.clear()
-        auth = {"authorization": f"Bearer {registered.json()['access_token']}"}
-        number = phone_id()
-        account = http.post(
-            "/api/integration-accounts",
-            json={
-                "channel": "whatsapp",
-                "name": "Support line",
-                "external_id": number,
-                "display_name": "+1 555 0100",
-                "business_account_id": "102290129340398",
-                "access_token": "EAAG-kopi-token",
-            },
-            headers=auth,
-        )
-        assert account.status_code == 201, account.text
+        auth, number, *_ = sign_up_with_whatsapp(http)
 
         raw, headers = signed(whatsapp(number, messages=[wa_text("Is my order on its way?")]), FAKE_META_APP_SECRET)
         acknowledged = http.post("/api/webhooks/meta", content=raw, headers=headers)

@@ -130,6 +130,15 @@ async def me(db: Database, actor: Actor) -> Profile:
         return await _profile(conn, actor)
 
 
+async def active_actor_in(conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID) -> Actor | None:
+    """The agent as the actor of work done later on their behalf (a scheduled message), with their
+    rights of now; None once they are suspended or deleted."""
+    agent = await agents.get_in(conn, tenant_id, user_id)
+    if agent is None or agent.status != "active":
+        return None
+    return await _actor_in(conn, tenant_id, user_id, ip=None, request_id=None)
+
+
 async def _actor_in(
     conn: asyncpg.Connection, tenant_id: UUID, user_id: UUID, *, ip: str | None, request_id: str | None
 ) -> Actor:

@@ -25,7 +25,11 @@ Subscriber = Callable[[asyncpg.Connection, UUID, Sequence["Claim"]], Awaitable[S
 @cache
 def subscribers() -> tuple[Subscriber, ...]:
     # Imported when first needed: the subscribing areas themselves send messages and write events.
-    return ()
+    from omnistream.csat.service import send_on_resolve as csat_on_resolve
+    from omnistream.outgoing_webhooks.service import fan_out
+    from omnistream.sla.service import on_events as sla_clocks
+
+    return (fan_out, sla_clocks, csat_on_resolve)
 
 
 async def events_done(conn: asyncpg.Connection, tenant_id: UUID, events: Sequence[Claim]) -> list[UUID]:

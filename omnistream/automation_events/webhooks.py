@@ -14,14 +14,10 @@ refused (it would let a rule reach into the network the workers run in), unless
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import ipaddress
-import socket
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
@@ -31,6 +27,7 @@ from arq import Retry
 
 from omnistream.automation.schemas import SendWebhookAction
 from omnistream.automation_events import repository
+from omnistream.kit.targets import Refused, check_target
 
 log = structlog.get_logger(__name__)
 
@@ -39,35 +36,8 @@ TIMEOUT_SECONDS = 10.0
 SIGNATURE_HEADER = "X-OmniStream-Signature"
 
 
-class Refused(Exception):
-    """A target the workers may not reach."""
-
-
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return not (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-    )
-
-
-async def check_target(url: str, *, allow_private: bool) -> None:
-    """Refuse a URL whose host is, or resolves to, an address that is not public."""
-    if allow_private:
-        return
-    host = urlsplit(url).hostname
-    if not host:
-        raise Refused("the URL has no host")
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise Refused(f"{host} does not resolve") from exc
-    private = sorted({info[4][0] for info in infos if not _is_public(info[4][0])})
-    if private:
-        raise Refused(f"{host} resolves to an address that is not public ({', '.join(private)})")
 
 
 async def post(

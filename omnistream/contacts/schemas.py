@@ -55,6 +55,9 @@ class Contact(Schema):
     email: str | None
     tags: list[str]
     custom_attributes: dict[str, Any]
+    opted_out: bool
+    """The contact asked for no campaign messages: campaigns skip (and count) them."""
+    opted_out_at: datetime | None
     identities: list[ContactIdentity]
     last_seen_at: datetime | None
     created_at: datetime
@@ -71,6 +74,9 @@ class ContactUpdate(Input):
         Annotated[dict[AttributeKey, AttributeValue], msgspec.Meta(max_length=100)] | msgspec.UnsetType
     ) = msgspec.UNSET
     """Merged into the existing attributes; a key set to null is removed."""
+    opted_out: bool | msgspec.UnsetType = msgspec.UNSET
+    """True when the contact asks for no campaign messages (campaigns skip them); false again when
+    they consent anew."""
 
 
 class ContactList(Schema):

@@ -106,3 +106,24 @@ async def online_agents_by_load(conn: asyncpg.Connection, tenant_id: UUID, divis
     await queries.lock_division_assignments(conn, tenant_id=tenant_id, division_id=division_id)
     rows = await queries.online_agents_by_load(conn, tenant_id=tenant_id, division_id=division_id)
     return [(row["id"], row["load"]) for row in rows]
+
+
+async def open_threads(
+    conn: asyncpg.Connection, tenant_id: UUID, channel: str, account_id: UUID, contact_ids: list[UUID], now: datetime
+) -> list[asyncpg.Record]:
+    await queries.open_threads(
+        conn, tenant_id=tenant_id, channel=channel, account_id=account_id, contact_ids=contact_ids, now=now
+    )
+    return list(
+        await queries.lock_threads(
+            conn, tenant_id=tenant_id, channel=channel, account_id=account_id, contact_ids=contact_ids
+        )
+    )
+
+
+async def record_outbound_many(
+    conn: asyncpg.Connection, tenant_id: UUID, at: datetime, previews: dict[UUID, str]
+) -> None:
+    await queries.record_outbound_many(
+        conn, tenant_id=tenant_id, at=at, ids=list(previews), previews=list(previews.values())
+    )

@@ -456,6 +456,22 @@ async def lock_for_message(conn: asyncpg.Connection, actor: Actor, conversation_
     return await _lock_visible(conn, actor, conversation_id)
 
 
+async def open_threads(
+    conn: asyncpg.Connection, tenant_id: UUID, channel: str, account_id: UUID, contact_ids: list[UUID], now: datetime
+) -> dict[UUID, asyncpg.Record]:
+    """Each contact's live conversation on the account (opened where there is none), locked as
+    lock_for_message locks one, by contact: for sending to many contacts at once."""
+    rows = await repository.open_threads(conn, tenant_id, channel, account_id, contact_ids, now)
+    return {row["contact_id"]: row for row in rows}
+
+
+async def record_outbound_many(
+    conn: asyncpg.Connection, tenant_id: UUID, at: datetime, previews: dict[UUID, str]
+) -> None:
+    """record_outbound for many conversations (conversation id: preview) in one statement."""
+    await repository.record_outbound_many(conn, tenant_id, at, {k: v[:200] for k, v in previews.items()})
+
+
 # ------------------------------------------------------------------ for automation (caller's transaction)
 # Automation acts for the tenant (Actor.automation): it sees every conversation, and the events
 # its changes cause carry the source "automation", which no rule matches.
@@ -466,6 +482,12 @@ async def lock_for_automation(
 ) -> asyncpg.Record | None:
     """The conversation, locked for the rest of the transaction; None when it is gone."""
     return await repository.lock(conn, tenant_id, conversation_id)
+
+
+async def snapshot_of(conn: asyncpg.Connection, tenant_id: UUID, conversation_id: UUID) -> dict[str, Any] | None:
+    """The conversation as automation events carry it, without locking it; None when it is gone."""
+    row = await repository.event_snapshot(conn, tenant_id, conversation_id)
+    return None if row is None else snapshot(row)
 
 
 async def assign_in(

@@ -130,6 +130,8 @@ class IntegrationAccount(Schema):
     quality: dict[str, str | int] | None
     """WhatsApp: Meta's latest news of the number's quality (`event`: FLAGGED, UNFLAGGED, UPGRADE,
     DOWNGRADE, ...; `current_limit`: the messaging limit tier), from its webhooks."""
+    messages_per_second: int | None
+    """The rate campaigns send at through this account (None: WhatsApp's standard 80 a second)."""
     created_at: datetime
     updated_at: datetime
 
@@ -168,6 +170,9 @@ class IntegrationAccountUpdate(Input):
     smtp: SmtpSettings | msgspec.UnsetType | None = msgspec.UNSET
     """Replaces the SMTP settings (null removes them)."""
     status: AccountStatus | msgspec.UnsetType = msgspec.UNSET
+    messages_per_second: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | msgspec.UnsetType | None = msgspec.UNSET
+    """The rate campaigns send at through this account, for a number Meta allows more (up to 1,000 a
+    second on the Cloud API's higher tiers); null: the standard 80 a second."""
 
 
 class WhatsAppHealth(Schema):

@@ -239,6 +239,7 @@ def _account_fields(settings: Settings, row: Any) -> dict[str, Any]:
         "status": row["status"],
         "smtp": _smtp_view(stored.get("smtp")),
         "quality": stored.get("quality"),
+        "messages_per_second": stored.get("messages_per_second"),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -503,6 +504,12 @@ async def update_account(
             else:
                 stored["smtp"] = _stored_smtp(box, data.smtp, row["external_id"], stored.get("smtp"))
             changed.append("smtp")
+        if data.messages_per_second is not msgspec.UNSET:
+            if data.messages_per_second is None:
+                stored.pop("messages_per_second", None)
+            else:
+                stored["messages_per_second"] = data.messages_per_second
+            changed.append("messages_per_second")
         if changed:
             await repository.update_account(conn, actor.tenant_id, account_id, settings=stored, **fields)
             await activity.record(

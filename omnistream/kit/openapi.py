@@ -33,6 +33,9 @@ UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
 RAW_BODY = "raw_body"
 """`opt` key: (msgspec type, {name: example}) of a body the handler reads as bytes (a signed
 webhook, whose signature covers the exact bytes): documented as if declared, examples included."""
+FILE_PART = "file_part"
+"""`opt` key, with RAW_BODY: the operation also takes a multipart/form-data body whose `file` part is
+a file (a CSV upload besides the JSON body), documented as a second content type."""
 ERRORS = "errors"
 """`opt` key: statuses an operation answers besides those its declaration implies (sign-in: 401
 for a wrong password, 429 past its own throttle)."""
@@ -105,6 +108,7 @@ ERROR_TEXTS: dict[int, str] = {
     403: "The credentials are valid but do not allow this.",
     404: "No such object in this organisation.",
     409: "The change conflicts with the current state of the object.",
+    410: "What the path names existed but is over for good (an expired link).",
     413: "The request body is too large.",
     415: "The request body is not JSON (send `Content-Type: application/json`).",
     416: "The byte range asked for lies outside the file (`Content-Range` gives its size).",
@@ -209,6 +213,14 @@ def _document_operation(method: str, operation: dict[str, Any], handler: HTTPRou
                 }
             },
         }
+        if FILE_PART in opt:
+            operation["requestBody"]["content"]["multipart/form-data"] = {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary", "description": opt[FILE_PART]}},
+                }
+            }
     has_body = "requestBody" in operation
     statuses = {503}
     if parameters or has_body:

@@ -122,3 +122,15 @@ async def purge_early_statuses(conn: asyncpg.Connection, older_than: timedelta) 
 
 async def email_thread_identity(conn: asyncpg.Connection, tenant_id: UUID, message_ids: list[str]) -> str | None:
     return await queries.email_thread_identity(conn, tenant_id=tenant_id, message_ids=message_ids)
+
+
+async def insert_outbound_many(
+    conn: asyncpg.Connection, tenant_id: UUID, channel: str, columns: dict[str, list[Any]]
+) -> dict[UUID, UUID]:
+    """The new message of each conversation, by conversation id."""
+    rows = await queries.insert_outbound_many(conn, tenant_id=tenant_id, channel=channel, **columns)
+    return {r["conversation_id"]: r["id"] for r in rows}
+
+
+async def withdraw_queued(conn: asyncpg.Connection, tenant_id: UUID, ids: list[UUID], reason: str) -> list[UUID]:
+    return [r["id"] for r in await queries.withdraw_queued(conn, tenant_id=tenant_id, ids=ids, reason=reason)]

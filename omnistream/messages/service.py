@@ -210,6 +210,11 @@ def _content(data: MessageSend) -> dict[str, Any]:
     return {}
 
 
+def check_sendable(data: MessageSend) -> None:
+    """Refuse (422) a message whose fields do not fit its type, before it is kept to send later."""
+    _content(data)
+
+
 async def send_message(
     db: Database, arq: ArqRedis, actor: Actor, conversation_id: UUID, data: MessageSend
 ) -> ChatMessage:
@@ -275,6 +280,68 @@ async def queue_outbound_in(conn: asyncpg.Connection, actor: Actor, row: asyncpg
         conn, actor, "message.sent", "message", message_id, conversation_id=str(row["id"]), type=data.type
     )
     return message_id
+
+
+class BulkOutbound(msgspec.Struct, frozen=True):
+    """One message of a send to many conversations: the locked conversation row and what to send
+    (already checked by the caller, as a campaign checks its message once for all)."""
+
+    conversation: Any
+    type: MessageType
+    text: str | None
+    content: dict[str, Any]
+
+
+async def queue_outbound_many(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    channel: str,
+    items: Sequence[BulkOutbound],
+    *,
+    source: str,
+    now: datetime,
+) -> dict[UUID, UUID]:
+    """Queue a message in each of many conversations (one each, all of `channel`) inside the
+    caller's transaction, sent by automation, in a few statements whatever their number: the
+    message id by conversation id. The caller enqueues their delivery after commit."""
+    if not items:
+        return {}
+    ids = await repository.insert_outbound_many(
+        conn,
+        tenant_id,
+        channel,
+        {
+            "conversation_ids": [item.conversation["id"] for item in items],
+            "types": [item.type for item in items],
+            "texts": [item.text for item in items],
+            "contents": [item.content for item in items],
+        },
+    )
+    await conversations.record_outbound_many(
+        conn, tenant_id, now, {item.conversation["id"]: preview_of(item.type, item.text) for item in items}
+    )
+    outbox = Outbox(tenant_id, source=source)
+    for item in items:
+        row = item.conversation
+        outbox.add(
+            "message_sent",
+            row["id"],
+            row["contact_id"],
+            {
+                **conversations.snapshot(row),
+                "message": {"id": ids[row["id"]], "type": item.type, "text": item.text},
+                "sender_type": "automation",
+                "sender_agent_id": None,
+            },
+        )
+    await outbox.write(conn)
+    return ids
+
+
+async def withdraw_queued(conn: asyncpg.Connection, tenant_id: UUID, ids: list[UUID], reason: str) -> list[UUID]:
+    """Those of `ids` still waiting for their first send, failed with `reason` so that they never
+    go (a send already under way is left to finish)."""
+    return await repository.withdraw_queued(conn, tenant_id, ids, reason)
 
 
 async def enqueue_delivery(arq: ArqRedis, tenant_id: UUID, message_id: UUID) -> None:

@@ -88,7 +88,7 @@ async def deliver_message(ctx: dict[str, Any], tenant_id: str, message_id: str) 
     attempt = max(ctx.get("job_try", 1), row["send_attempts"])
     try:
         async with asyncio.timeout(channels.send_budget(settings)):
-            result = await channels.send(settings, account, outbound)
+            result = await channels.send(settings, account, outbound, ctx.get("graph_http"))
     except DeliveryError as exc:
         failure = exc
     except TimeoutError:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 from collections import defaultdict
 from datetime import timedelta
@@ -24,6 +23,7 @@ from omnistream.channels.graph import GraphClient, GraphError
 from omnistream.channels.parsing import ParsedAccountEvent
 from omnistream.db import Database
 from omnistream.integrations import service as integrations
+from omnistream.kit.background import stop_the_worker_if_it_crashed
 from omnistream.messages import service as messages
 from omnistream.messages.schemas import InboundMessage
 from omnistream.wa_templates import service as wa_templates
@@ -257,15 +257,8 @@ async def start_drain(ctx: dict[str, Any]) -> None:
     on the first's locks); more workers mean more consumers."""
     drain = InboundDrain(ctx["db"], ctx["redis"], ctx["redis"], ctx["settings"])
     task = asyncio.create_task(drain.run(), name="inbound-drain")
-    task.add_done_callback(_stop_the_worker_if_it_crashed)
+    task.add_done_callback(stop_the_worker_if_it_crashed("inbound drain"))
     ctx["inbound_drain"] = task
-
-
-def _stop_the_worker_if_it_crashed(task: asyncio.Task[None]) -> None:
-    if task.cancelled() or task.exception() is None:
-        return
-    log.error("the inbound drain stopped; stopping the worker", exc_info=task.exception())
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def stop_drain(ctx: dict[str, Any]) -> None:

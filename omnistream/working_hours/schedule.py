@@ -211,3 +211,27 @@ def status(schedule: Schedule, tz: tzinfo, at: datetime) -> Status:
         return Status(True, next_open(schedule, tz, closes) if closes else None, closes)
     opens = next_open(schedule, tz, at)
     return Status(False, opens, next_close(schedule, tz, opens) if opens else None)
+
+
+def add_open_time(schedule: Schedule, tz: tzinfo, at: datetime, duration: timedelta) -> datetime | None:
+    """The instant by which `duration` of open time has passed since `at` (an SLA target counted in
+    business hours); `at` itself for no duration; None when that is beyond the horizon."""
+    at = _aware(at)
+    if duration <= timedelta(0):
+        return at
+    left = duration
+    for lo, hi in _open_intervals(schedule, tz, at):
+        if hi - lo >= left:
+            return lo + left
+        if hi >= at + HORIZON:
+            return None  # the interval is cut by the horizon, not closed
+        left -= hi - lo
+    return None
+
+
+def open_time_between(schedule: Schedule, tz: tzinfo, start: datetime, end: datetime) -> timedelta:
+    """How much of [start, end) is open (what is left of an SLA target when its clock pauses)."""
+    start, end = _aware(start), _aware(end)
+    if end <= start:
+        return timedelta(0)
+    return sum((hi - lo for lo, hi in _open_pieces(schedule, tz, start, end)), timedelta(0))

@@ -89,11 +89,19 @@ def _as_logged(periods: list[Period], holidays: list[Holiday]) -> dict[str, int]
 # ---------------------------------------------------------------- for other areas (caller's transaction)
 
 
-async def is_open(conn: asyncpg.Connection, tenant_id: UUID, division_id: UUID | None, at: dt.datetime) -> bool:
-    """Whether the division (its override, else the global schedule) or the tenant is open at `at`."""
+async def calendar(
+    conn: asyncpg.Connection, tenant_id: UUID, division_id: UUID | None
+) -> tuple[schedule.Schedule, ZoneInfo]:
+    """The hours in effect for the division (its override, else the global schedule), and the zone they are read in."""
     timezone = await tenants.get_timezone(conn, tenant_id)
     periods, holidays = await repository.get_effective(conn, tenant_id, division_id)
-    return schedule.is_open(compile_schedule(periods, holidays), ZoneInfo(timezone), at)
+    return compile_schedule(periods, holidays), ZoneInfo(timezone)
+
+
+async def is_open(conn: asyncpg.Connection, tenant_id: UUID, division_id: UUID | None, at: dt.datetime) -> bool:
+    """Whether the division (its override, else the global schedule) or the tenant is open at `at`."""
+    hours, zone = await calendar(conn, tenant_id, division_id)
+    return schedule.is_open(hours, zone, at)
 
 
 # ---------------------------------------------------------------- the API

@@ -165,3 +165,29 @@ SELECT u.id, count(c.id) AS load
    AND u.deleted_at IS NULL AND u.status = 'active' AND u.online_status = 'online'
  GROUP BY u.id
  ORDER BY load, u.id;
+
+-- name: open_threads!
+-- A live conversation on the account for each contact that has none (a campaign's first message
+-- to them); one a concurrent writer opened meanwhile is kept (the unique live-thread index).
+INSERT INTO conversations (tenant_id, contact_id, channel, account_id, last_activity_at, created_at)
+SELECT :tenant_id, c.contact_id, :channel, :account_id, :now, :now
+  FROM unnest(:contact_ids::uuid[]) AS c (contact_id)
+    ON CONFLICT DO NOTHING;
+
+-- name: lock_threads
+-- The live conversations of the contacts on the account, locked (in id order, so two batches
+-- never wait on each other in a circle) as lock_conversation locks one.
+SELECT id, contact_id, channel, account_id, status, assigned_agent_id, division_id, tags, priority, handled_by,
+       ai_agent_id, last_inbound_at
+  FROM conversations
+ WHERE tenant_id = :tenant_id AND contact_id = ANY(:contact_ids::uuid[]) AND channel = :channel
+   AND account_id = :account_id AND status IN ('open', 'pending', 'resolved')
+ ORDER BY id
+   FOR UPDATE;
+
+-- name: record_outbound_many!
+UPDATE conversations c
+   SET message_count = c.message_count + 1, last_message_at = :at, last_outbound_at = :at, last_activity_at = :at,
+       last_message_preview = r.preview, updated_at = clock_timestamp()
+  FROM unnest(:ids::uuid[], :previews::text[]) AS r (id, preview)
+ WHERE c.tenant_id = :tenant_id AND c.id = r.id;

@@ -214,3 +214,20 @@ SELECT i.external_id
  WHERE m.tenant_id = :tenant_id AND m.channel = 'email' AND m.provider_message_id = ANY(:message_ids::text[])
  ORDER BY m.created_at DESC, i.created_at
  LIMIT 1;
+
+-- name: insert_outbound_many
+-- Outbound messages queued in many conversations at once (one each), sent by automation.
+INSERT INTO messages (tenant_id, conversation_id, channel, direction, type, text, content, status, sender_type)
+SELECT :tenant_id, r.conversation_id, :channel, 'outbound', r.type, r.text, r.content, 'queued', 'automation'
+  FROM unnest(:conversation_ids::uuid[], :types::text[], :texts::text[], :contents::jsonb[])
+       AS r (conversation_id, type, text, content)
+RETURNING id, conversation_id;
+
+-- name: withdraw_queued
+-- Queued messages taken back before any send of theirs began (a send under way keeps its lease and
+-- goes): they fail with the reason given and the delivery worker passes them over.
+UPDATE messages
+   SET status = 'failed', error_code = 'withdrawn', error_message = :reason, failed_at = clock_timestamp()
+ WHERE tenant_id = :tenant_id AND id = ANY(:ids::uuid[]) AND status = 'queued' AND direction = 'outbound'
+   AND (sending_until IS NULL OR sending_until < clock_timestamp())
+RETURNING id;

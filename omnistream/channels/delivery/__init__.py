@@ -6,6 +6,8 @@ errors, timeouts) are tried again by the delivery job.
 
 from __future__ import annotations
 
+import httpx
+
 from omnistream.channels import DeliveryError, OutboundMessage, SendResult
 from omnistream.channels.delivery import email, meta_pages, whatsapp
 from omnistream.channels.graph import GraphClient
@@ -20,7 +22,11 @@ def send_budget(settings: Settings) -> float:
     return 2 * max(settings.graph_api_timeout_seconds, settings.smtp_timeout_seconds) + 5
 
 
-async def send(settings: Settings, account: ProviderAccount, message: OutboundMessage) -> SendResult:
+async def send(
+    settings: Settings, account: ProviderAccount, message: OutboundMessage, http: httpx.AsyncClient | None = None
+) -> SendResult:
+    """Send through the account; `http` is the worker's shared Graph API client (one of its own
+    otherwise)."""
     if not message.recipient:
         raise DeliveryError("no_recipient", f"the contact has no {message.channel} address to send to", retryable=False)
     if message.channel == "email":
@@ -33,7 +39,7 @@ async def send(settings: Settings, account: ProviderAccount, message: OutboundMe
             f"the {message.channel} account {account.external_id} has no access token",
             retryable=False,
         )
-    async with GraphClient(settings) as graph:
+    async with GraphClient(settings, http) as graph:
         if message.channel == "whatsapp":
             return await whatsapp.send(graph, account, message)
         return await meta_pages.send(graph, account, message)

@@ -1,0 +1,1 @@
+"""CSAT: satisfaction surveys sent to customers, answered by a secret link, and their analytics."""

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: endpoints that receive the organisation's events as signed POSTs."""

@@ -1,0 +1,1 @@
+"""SLA: policies with response and resolution targets, the clocks they run, and breaches."""
