@@ -246,6 +246,25 @@ def meta_template(number: int, **overrides: Any) -> dict[str, Any]:
     } | overrides
 
 
+async def test_the_stand_in_approves_what_was_submitted_and_a_sync_reads_it(
+    client: AsyncTestClient, tenant: Tenant, account: str, graph: GraphStandIn
+) -> None:
+    body = {
+        "name": "spring_sale",
+        "language": "en",
+        "category": "MARKETING",
+        "components": [{"type": "BODY", "text": "Hi"}],
+    }
+    made = await client.post(URL, json=body, headers=tenant.headers)
+    assert made.status_code == 201, made.text
+    assert made.json()["status"] == "PENDING"
+    assert graph.http.post(f"/_stand-in/templates/{account}/approve").json() == {"approved": 1}
+    synced = await client.post(f"{URL}/sync", json={}, headers=tenant.headers)
+    assert (synced.json()["updated"], synced.json()["total"]) == (1, 1)
+    [template] = (await client.get(URL, headers=tenant.headers)).json()["templates"]
+    assert (template["name"], template["status"]) == ("spring_sale", "APPROVED")
+
+
 async def test_sync_follows_every_page(
     client: AsyncTestClient, tenant: Tenant, account: str, graph: GraphStandIn
 ) -> None:

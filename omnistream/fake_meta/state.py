@@ -104,7 +104,9 @@ class State:
         self.requests: list[Recorded] = []
         self.failures: list[Failure] = []
         self.config = Config()
-        self._ids = itertools.count(1)
+        # Ids go on from the clock, not from 1: a restarted stand-in must not repeat the message ids
+        # the API already stored (it would drop the new messages as duplicates).
+        self._ids = itertools.count(time.time_ns() // 1_000_000)
         self.media: dict[str, tuple[bytes, str]] = {}
         self.templates: dict[str, list[dict[str, Any]]] = {}
         self.menus: dict[str, Any] = {}

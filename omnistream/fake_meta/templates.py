@@ -69,4 +69,13 @@ async def put_templates(waba_id: str, data: list[dict[str, Any]]) -> dict[str, i
     return {"templates": len(data)}
 
 
-ROUTES = [list_templates, create_template, put_templates]
+@post("/_stand-in/templates/{waba_id:str}/approve", status_code=200)
+async def approve_templates(waba_id: str) -> dict[str, int]:
+    """Approve every template of the business account, as Meta's review would (a sync then reads them)."""
+    templates = STATE.templates.get(waba_id, [])
+    for template in templates:
+        template["status"] = "APPROVED"
+    return {"approved": len(templates)}
+
+
+ROUTES = [list_templates, create_template, put_templates, approve_templates]
