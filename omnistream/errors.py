@@ -188,7 +188,7 @@ def from_http_error(exc: HTTPException) -> ProblemDetailsException:
         headers = {**headers, "Retry-After": reset}  # type: ignore[dict-item]
     if exc.status_code == 404 and detail == "Not Found":
         # The router's own words: no route matched, often an id in the path that is not a UUID.
-        detail = "nothing is at this path; the ids in a path are UUIDs"
+        detail = "no endpoint has this path: check its spelling, and that each id in it is a UUID"
     return _problem(exc.status_code, _TITLES.get(exc.status_code, "HTTP error"), detail, headers, **extra)
 
 

@@ -227,7 +227,7 @@ async def test_bodies_are_read_as_declared_without_coercion(
 )
 async def test_a_path_that_matches_nothing_says_so(client: AsyncTestClient, tenant: Tenant, path: str) -> None:
     error = problem(await client.get(path, headers=tenant.headers), 404)
-    assert error["detail"] == "nothing is at this path; the ids in a path are UUIDs"
+    assert error["detail"] == "no endpoint has this path: check its spelling, and that each id in it is a UUID"
 
 
 async def test_the_databases_own_words_never_reach_the_client() -> None:
