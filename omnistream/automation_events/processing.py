@@ -54,6 +54,7 @@ from omnistream.contacts import service as contacts
 from omnistream.conversations import service as conversations
 from omnistream.db import Database, Savepoint
 from omnistream.errors import Conflict, not_found
+from omnistream.kit.background import listen
 from omnistream.messages.service import enqueue_delivery
 from omnistream.security.principal import Actor
 from omnistream.working_hours import service as working_hours
@@ -116,7 +117,7 @@ class Processor:
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:
-        listener = await self._listen()
+        listener = await listen(self.listen_url, CHANNEL, self._wake, "automation events")
         try:
             while True:
                 try:
@@ -132,17 +133,6 @@ class Processor:
         finally:
             if listener is not None:
                 await listener.close()
-
-    async def _listen(self) -> asyncpg.Connection | None:
-        if not self.listen_url:
-            return None
-        try:
-            conn = await asyncpg.connect(self.listen_url)
-            await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("cannot listen for automation events; polling", error=str(exc))
-            return None
-        return conn
 
     async def process_due(self) -> int:
         """Claim one batch and process it; how many events it claimed."""

@@ -7,6 +7,7 @@ import os
 import signal
 from collections.abc import Callable
 
+import asyncpg
 import structlog
 
 log = structlog.get_logger(__name__)
@@ -23,3 +24,17 @@ def stop_the_worker_if_it_crashed(what: str) -> Callable[[asyncio.Task[None]], N
         os.kill(os.getpid(), signal.SIGTERM)
 
     return check
+
+
+async def listen(url: str | None, channel: str, wake: asyncio.Event, what: str) -> asyncpg.Connection | None:
+    """A connection that sets `wake` at each NOTIFY on `channel`; None (the loop polls) when there
+    is no URL or it cannot listen (behind a transaction pooler it needs a direct connection)."""
+    if not url:
+        return None
+    try:
+        conn = await asyncpg.connect(url)
+        await conn.add_listener(channel, lambda *_: wake.set())
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.warning(f"cannot listen for {what}; polling", error=str(exc))
+        return None
+    return conn

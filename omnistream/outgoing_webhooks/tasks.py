@@ -18,7 +18,7 @@ import structlog
 
 from omnistream.config import Settings
 from omnistream.db import Database
-from omnistream.kit.background import stop_the_worker_if_it_crashed
+from omnistream.kit.background import listen, stop_the_worker_if_it_crashed
 from omnistream.outgoing_webhooks import repository
 from omnistream.outgoing_webhooks.delivery import BATCH, deliver_due
 
@@ -36,7 +36,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
-        listener = await self._listen()
+        url = self.settings.listen_database_url or self.settings.database_url
+        listener = await listen(url, CHANNEL, self._wake, "webhook deliveries")
         try:
             async with httpx.AsyncClient(follow_redirects=False) as client:
                 while True:
@@ -58,16 +59,6 @@ class Dispatcher:
         finally:
             if listener is not None:
                 await listener.close()
-
-    async def _listen(self) -> asyncpg.Connection | None:
-        url = self.settings.listen_database_url or self.settings.database_url
-        try:
-            conn = await asyncpg.connect(url)
-            await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("cannot listen for webhook deliveries; polling", error=str(exc))
-            return None
-        return conn
 
 
 async def start_dispatcher(ctx: dict[str, Any]) -> None:
