@@ -25,15 +25,13 @@ from omnistream.campaigns.schemas import (
 )
 from omnistream.contacts.schemas import Channel
 from omnistream.errors import BadRequest
-from omnistream.kit.body import strict_json
+from omnistream.kit.body import FORM_OVERHEAD_BYTES, strict_json
 from omnistream.kit.deps import DB, AppSettings, CurrentActor, Jobs, Paging
 from omnistream.kit.openapi import ERRORS, FILE_PART, RAW_BODY
 from omnistream.kit.schema import Message
 from omnistream.security.guards import access
 
 CAMPAIGNS_MANAGE = access("supervisor", "campaigns.manage")
-# What a multipart body carries besides the file: boundaries and the part's headers.
-FORM_OVERHEAD_BYTES = 16 * 1024
 MULTIPART = "multipart/form-data"
 EXAMPLE_ID = "3f0e2b8e-6a51-4c1e-9d3b-2f4a5c6d7e8f"
 CSV_NOTE = (

@@ -11,6 +11,10 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.utils.empty import value_or_default
 
+# What a multipart body carries besides an uploaded file: boundaries and the part's headers (a
+# route's body limit is the file's limit plus this).
+FORM_OVERHEAD_BYTES = 16 * 1024
+
 
 @cache
 def _body_type(handler: BaseRouteHandler) -> Any:

@@ -8,6 +8,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
+from omnistream.kit.body import FORM_OVERHEAD_BYTES
 from omnistream.kit.deps import DB, CurrentActor, Paging
 from omnistream.kit.openapi import ERRORS
 from omnistream.kit.schema import NO_NUL, Message
@@ -27,8 +28,6 @@ from omnistream.security.guards import access
 
 QUICK_REPLIES_READ = access("agent", "quick_replies.read")
 QUICK_REPLIES_MANAGE = access("supervisor", "quick_replies.manage")
-# What a multipart body carries besides the file: boundaries and the part's headers.
-FORM_OVERHEAD_BYTES = 16 * 1024
 VARIABLES_NOTE = f" Content may use the variables {', '.join('{{' + v + '}}' for v in VARIABLES)}; others are 422."
 CSV_NOTE = (
     "Columns: shortcut, title, content, division_id, media_id (a header row, UTF-8). A cell a spreadsheet "
