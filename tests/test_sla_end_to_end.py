@@ -7,25 +7,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import httpx
 
+from tests.test_channels_end_to_end import eventually
 from tests.test_end_to_end import system  # noqa: F401  (the fixture)
 
 BREACH_WAIT_SECONDS = 30
 """The monitor runs every ten seconds; the rest is the event's way through the automation worker."""
-
-
-def wait_for(what: str, probe: Callable[[], Any], seconds: float = 15) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (found := probe()):
-        assert time.monotonic() < deadline, f"no {what} within {seconds} seconds"
-        time.sleep(0.1)
-    return found
 
 
 async def make_overdue(database: str, conversation_id: str) -> int:
@@ -82,22 +73,19 @@ def test_a_breach_recorded_by_the_worker_fires_an_automation_rule(
             timeout=60,
         )  # fmt: skip
         assert sent.returncode == 0, sent.stdout + sent.stderr
-        [conversation] = wait_for(
-            "conversation", lambda: http.get("/api/conversations", headers=auth).json()["conversations"]
-        )
+        [conversation] = eventually(lambda: http.get("/api/conversations", headers=auth).json()["conversations"], 15)
         url = f"/api/conversations/{conversation['id']}/sla"
 
         def running_first_response() -> dict[str, Any] | None:
             targets = http.get(url, headers=auth).json()["targets"]
             return next((t for t in targets if t["target"] == "first_response"), None)
 
-        started = wait_for("first-response clock", running_first_response)
+        started = eventually(running_first_response, 15)
         assert started["state"] == "running"
         assert 0 < started["seconds_left"] <= 60
 
         assert asyncio.run(make_overdue(database, conversation["id"])) == 1
-        tagged = wait_for(
-            "tag from the sla_breached rule",
+        tagged = eventually(
             lambda: "sla-breached" in http.get(f"/api/conversations/{conversation['id']}", headers=auth).json()["tags"],
             BREACH_WAIT_SECONDS,
         )
